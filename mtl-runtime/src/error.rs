@@ -1,0 +1,84 @@
+//! The one error type of the runtime.
+//!
+//! Every variant carries enough context for a user to find and fix the problem without a
+//! debugger: the file, the line or field path in it, the column, the row, and what was expected.
+//! Library code never panics on bad input; it returns one of these.
+
+use std::path::{Path, PathBuf};
+
+/// Result alias used throughout the runtime.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while reading schemas and data or training a model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be opened, read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A schema file or schema value is malformed. `origin` names the file (and line) or the
+    /// field path; `message` says what was expected.
+    #[error("schema {origin}: {message}")]
+    Schema { origin: String, message: String },
+
+    /// A data file does not match the schema, or holds values the schema forbids.
+    #[error("{}: column `{column}`: {message}", file.display())]
+    Column {
+        file: PathBuf,
+        column: String,
+        message: String,
+    },
+
+    /// A data file (Parquet, Arrow IPC) could not be decoded.
+    #[error("{}: {message}", file.display())]
+    File { file: PathBuf, message: String },
+
+    /// A caller passed an argument or configuration that cannot work.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn schema(origin: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Schema {
+            origin: origin.into(),
+            message: message.into(),
+        }
+    }
+
+    #[allow(dead_code)] // used by the `engine` modules only
+    pub(crate) fn column(
+        file: impl AsRef<Path>,
+        column: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Column {
+            file: file.as_ref().to_path_buf(),
+            column: column.into(),
+            message: message.into(),
+        }
+    }
+
+    #[allow(dead_code)] // used by the `engine` modules only
+    pub(crate) fn file(file: impl AsRef<Path>, message: impl Into<String>) -> Self {
+        Error::File {
+            file: file.as_ref().to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Error::Invalid(message.into())
+    }
+}

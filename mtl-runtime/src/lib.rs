@@ -1,0 +1,18 @@
+//! The runtime of mtl: everything that is not code generation.
+//!
+//! - [`schema`]: Merlin-compatible column schemas, read from and written to `schema.json` and
+//!   read from `schema.pbtxt`. Always available and dependency-light (the `mtl_model!` macro
+//!   uses it at compile time).
+//! - [`data`] (feature `engine`, on by default): Parquet / Arrow IPC datasets validated against a
+//!   schema, shuffled batches in memory or streamed with bounded memory, and synthetic data
+//!   generators (`tenrec-video`, as Merlin's `generate_data`).
+
+pub mod error;
+pub mod schema;
+mod table;
+
+#[cfg(feature = "engine")]
+pub mod data;
+
+pub use error::{Error, Result};
+pub use schema::{ColumnSchema, DType, Schema, Tag, TagSet};
