@@ -1,0 +1,277 @@
+//! [`Dataset`]: a whole dataset decoded into memory once, then batched any number of times.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::batch::{BatchOptions, Batches};
+use super::buffers::ColumnBuffers;
+use super::decode::{Decoder, RowOrigin};
+use super::files::Source;
+use super::layout::{ColumnKind, Layout};
+use super::policy::{LoadOptions, LoadReport};
+use crate::error::{Error, Result};
+use crate::schema::Schema;
+
+/// A dataset held in memory: one `u32` vector per categorical column, one `f32` vector per
+/// other column, in schema order.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    schema: Schema,
+    layout: Arc<Layout>,
+    data: ColumnBuffers,
+    report: LoadReport,
+}
+
+/// Opens the files, settles the schema and column selection, and checks column types.
+pub(crate) fn resolve(path: &Path, options: &LoadOptions) -> Result<(Source, Schema, Layout)> {
+    let source = Source::open(path)?;
+    let schema = match &options.schema {
+        Some(s) => s.clone(),
+        None => Schema::from_dir(&source.schema_dir)?,
+    };
+    let schema = match &options.columns {
+        Some(names) => {
+            if let Some(missing) = names.iter().find(|n| !schema.contains(n)) {
+                return Err(Error::invalid(format!(
+                    "column `{missing}` was asked for but is not in the schema (it has: {})",
+                    schema.column_names().join(", ")
+                )));
+            }
+            schema.select_by_name(names)
+        }
+        None => schema,
+    };
+    let layout = Layout::new(&schema)?;
+    source.check_types(&layout)?;
+    Ok((source, schema, layout))
+}
+
+impl Dataset {
+    /// Loads a Parquet file, Arrow IPC file or directory of parts, with the schema found next to
+    /// the data and the default (strict) policies.
+    pub fn open(path: impl AsRef<Path>) -> Result<Dataset> {
+        Dataset::open_with(path, &LoadOptions::default())
+    }
+
+    /// Loads with an explicit schema, column selection or repair policies.
+    pub fn open_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
+        let (source, schema, layout) = resolve(path.as_ref(), options)?;
+        let rows = source.num_rows().unwrap_or(0) as usize;
+        let mut data =
+            ColumnBuffers::with_capacity(layout.num_id_columns(), layout.num_float_columns(), rows);
+        let mut report = LoadReport::default();
+        let names = layout.names();
+        for chunk in &source.chunks {
+            let file = &source.parts[chunk.part].path;
+            let decoder = Decoder {
+                layout: &layout,
+                ids: options.ids,
+                nulls: options.nulls,
+                file,
+            };
+            let mut offset = 0;
+            for batch in source.read_chunk(chunk, &names)? {
+                let origin = RowOrigin {
+                    first_row: chunk.first_row,
+                    chunk: chunk.index,
+                    offset_in_chunk: offset,
+                };
+                decoder.append(&batch, origin, &mut data, &mut report)?;
+                offset += batch.num_rows();
+            }
+        }
+        Ok(Dataset {
+            schema,
+            layout: Arc::new(layout),
+            data,
+            report,
+        })
+    }
+
+    /// Builds a dataset from decoded columns (used by the generators). Every column of
+    /// `schema` must be given once, with the kind the schema implies and the same length.
+    pub fn from_columns(schema: Schema, columns: Vec<(String, ColumnValues)>) -> Result<Dataset> {
+        let layout = Layout::new(&schema)?;
+        let mut data = ColumnBuffers::new(layout.num_id_columns(), layout.num_float_columns());
+        let mut seen = vec![false; layout.columns().len()];
+        let mut rows = None;
+        for (name, values) in columns {
+            let col = layout
+                .get(&name)
+                .ok_or_else(|| Error::invalid(format!("column `{name}` is not in the schema")))?;
+            let idx = layout
+                .columns()
+                .iter()
+                .position(|c| c.schema.name == name)
+                .unwrap_or(0);
+            if std::mem::replace(&mut seen[idx], true) {
+                return Err(Error::invalid(format!("column `{name}` is given twice")));
+            }
+            let len = match (col.kind, values) {
+                (ColumnKind::Ids, ColumnValues::Ids(v)) => {
+                    let len = v.len();
+                    data.ids[col.slot] = v;
+                    len
+                }
+                (ColumnKind::Floats, ColumnValues::Floats(v)) => {
+                    let len = v.len();
+                    data.floats[col.slot] = v;
+                    len
+                }
+                (kind, _) => {
+                    return Err(Error::invalid(format!(
+                        "column `{name}` must be given as {kind:?} (its schema tags decide)"
+                    )))
+                }
+            };
+            if *rows.get_or_insert(len) != len {
+                return Err(Error::invalid(format!(
+                    "column `{name}` has {len} rows, others have {}",
+                    rows.unwrap_or(0)
+                )));
+            }
+        }
+        if let Some(i) = seen.iter().position(|s| !s) {
+            return Err(Error::invalid(format!(
+                "column `{}` of the schema was not given",
+                layout.columns()[i].schema.name
+            )));
+        }
+        Ok(Dataset {
+            schema,
+            layout: Arc::new(layout),
+            data,
+            report: LoadReport::default(),
+        })
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The schema of the loaded columns.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub(crate) fn layout_arc(&self) -> Arc<Layout> {
+        Arc::clone(&self.layout)
+    }
+
+    pub(crate) fn buffers(&self) -> &ColumnBuffers {
+        &self.data
+    }
+
+    /// Repairs made while loading (see [`IdPolicy`](super::IdPolicy), [`NullPolicy`](super::NullPolicy)).
+    pub fn report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    /// All ids of a categorical column.
+    pub fn ids(&self, column: &str) -> Option<&[u32]> {
+        let c = self.layout.get(column)?;
+        (c.kind == ColumnKind::Ids).then(|| self.data.ids[c.slot].as_slice())
+    }
+
+    /// All values of a non-categorical column.
+    pub fn floats(&self, column: &str) -> Option<&[f32]> {
+        let c = self.layout.get(column)?;
+        (c.kind == ColumnKind::Floats).then(|| self.data.floats[c.slot].as_slice())
+    }
+
+    /// Rows `range` as a new dataset.
+    pub fn slice(&self, range: Range<usize>) -> Dataset {
+        let mut data = ColumnBuffers::new(
+            self.layout.num_id_columns(),
+            self.layout.num_float_columns(),
+        );
+        let end = range.end.min(self.num_rows());
+        data.extend_range(&self.data, range.start.min(end)..end);
+        Dataset {
+            schema: self.schema.clone(),
+            layout: Arc::clone(&self.layout),
+            data,
+            report: LoadReport::default(),
+        }
+    }
+
+    /// Merlin's `set_sizes` split: contiguous slices of `int(N * fraction)` rows, in order,
+    /// with rounding leftovers dropped. Fractions must be positive and sum to at most 1.
+    pub fn split(&self, fractions: &[f64]) -> Result<Vec<Dataset>> {
+        let sum: f64 = fractions.iter().sum();
+        if fractions.is_empty() || fractions.iter().any(|f| !(*f > 0.0)) || sum > 1.0 + 1e-9 {
+            return Err(Error::invalid(format!(
+                "split fractions must be positive and sum to at most 1, got {fractions:?}"
+            )));
+        }
+        let n = self.num_rows();
+        let mut start = 0;
+        Ok(fractions
+            .iter()
+            .map(|f| {
+                let len = (n as f64 * f) as usize;
+                let part = self.slice(start..start + len);
+                start += len;
+                part
+            })
+            .collect())
+    }
+
+    /// One epoch of batches.
+    pub fn batches(&self, options: BatchOptions, epoch: u64) -> Result<Batches<'_>> {
+        Batches::new(self, options, epoch)
+    }
+
+    /// The first `n` rows, printable as a table (the notebook's `head()`).
+    pub fn head(&self, n: usize) -> Head<'_> {
+        Head {
+            dataset: self,
+            rows: n.min(self.num_rows()),
+        }
+    }
+}
+
+/// The decoded values of one column, for [`Dataset::from_columns`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnValues {
+    Ids(Vec<u32>),
+    Floats(Vec<f32>),
+}
+
+/// The first rows of a dataset; `Display` prints them as a table.
+pub struct Head<'a> {
+    dataset: &'a Dataset,
+    rows: usize,
+}
+
+impl fmt::Display for Head<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let layout = &self.dataset.layout;
+        let mut header = vec![""];
+        header.extend(layout.columns().iter().map(|c| c.schema.name.as_str()));
+        let rows: Vec<Vec<String>> = (0..self.rows)
+            .map(|r| {
+                let mut row = vec![r.to_string()];
+                row.extend(layout.columns().iter().map(|c| match c.kind {
+                    ColumnKind::Ids => self.dataset.data.ids[c.slot][r].to_string(),
+                    ColumnKind::Floats => {
+                        let v = self.dataset.data.floats[c.slot][r];
+                        if c.schema.dtype.is_integer() {
+                            format!("{v:.0}")
+                        } else {
+                            format!("{v:.4}")
+                        }
+                    }
+                }));
+                row
+            })
+            .collect();
+        crate::table::write_table(f, &header, &rows)
+    }
+}

@@ -1,0 +1,299 @@
+//! Decoding Arrow record batches into column buffers, applying the value policies.
+//!
+//! Ids become `u32` (checked against `[0, domain.max]`), everything else `f32` (checked for
+//! nulls and non-finite values; binary targets also for `[0, 1]`). Errors count every offending
+//! row of the chunk and name the first one, so a user sees the size of the problem at once.
+
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use arrow_array::{Array, ArrowPrimitiveType, PrimitiveArray, RecordBatch};
+use arrow_schema::DataType;
+
+use super::buffers::ColumnBuffers;
+use super::layout::{ColumnKind, ColumnSlot, Layout};
+use super::policy::{IdPolicy, LoadReport, NullPolicy};
+use crate::error::{Error, Result};
+
+/// Where the rows being decoded sit in their file, for messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowOrigin {
+    /// Index in the file of the batch's first row, when known.
+    pub first_row: Option<u64>,
+    /// The chunk (row group / record batch) index.
+    pub chunk: usize,
+    /// Offset of this record batch within its chunk.
+    pub offset_in_chunk: usize,
+}
+
+impl RowOrigin {
+    fn describe(&self, row: usize) -> String {
+        match self.first_row {
+            Some(first) => format!(
+                "row {} (0-based)",
+                first + (self.offset_in_chunk + row) as u64
+            ),
+            None => format!(
+                "record batch {}, row {}",
+                self.chunk,
+                self.offset_in_chunk + row
+            ),
+        }
+    }
+}
+
+pub(crate) struct Decoder<'a> {
+    pub layout: &'a Layout,
+    pub ids: IdPolicy,
+    pub nulls: NullPolicy,
+    pub file: &'a Path,
+}
+
+/// Offending rows of one column in one batch.
+#[derive(Default)]
+struct Offenders {
+    count: u64,
+    first: Option<(usize, String)>,
+}
+
+impl Offenders {
+    fn note(&mut self, row: usize, value: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some((row, value()));
+        }
+    }
+}
+
+impl Decoder<'_> {
+    /// Appends the rows of `batch` to `out`, recording repairs in `report`.
+    pub fn append(
+        &self,
+        batch: &RecordBatch,
+        origin: RowOrigin,
+        out: &mut ColumnBuffers,
+        report: &mut LoadReport,
+    ) -> Result<()> {
+        let start = out.len();
+        let rows = batch.num_rows();
+        let mut keep: Option<Vec<bool>> = None;
+        for col in self.layout.columns() {
+            let name = &col.schema.name;
+            let array = batch.column_by_name(name).ok_or_else(|| {
+                Error::column(
+                    self.file,
+                    name,
+                    "is missing from a record batch of this file",
+                )
+            })?;
+            match col.kind {
+                ColumnKind::Ids => {
+                    let dst = &mut out.ids[col.slot];
+                    self.ids_column(col, array.as_ref(), dst, origin, report)?;
+                }
+                ColumnKind::Floats => {
+                    let dst = &mut out.floats[col.slot];
+                    let bad = self.floats_column(col, array.as_ref(), dst, origin)?;
+                    if !bad.is_empty() {
+                        let keep = keep.get_or_insert_with(|| vec![true; rows]);
+                        let newly = bad
+                            .iter()
+                            .filter(|&&r| std::mem::replace(&mut keep[r], false))
+                            .count();
+                        report.column(name).dropped_rows += bad.len() as u64;
+                        report.dropped_rows += newly as u64;
+                    }
+                }
+            }
+        }
+        if let Some(keep) = keep {
+            out.retain_from(start, &keep);
+        }
+        Ok(())
+    }
+
+    fn ids_column(
+        &self,
+        col: &ColumnSlot,
+        array: &dyn Array,
+        dst: &mut Vec<u32>,
+        origin: RowOrigin,
+        report: &mut LoadReport,
+    ) -> Result<()> {
+        let max = col
+            .max_id()
+            .unwrap_or(i64::from(u32::MAX))
+            .min(i64::from(u32::MAX));
+        let mut out_of_range = Offenders::default();
+        let mut nulls = Offenders::default();
+        dst.reserve(array.len());
+        for_each_i64(array, |row, v| match v {
+            Some(v) if (0..=max).contains(&v) => dst.push(v as u32),
+            Some(v) => {
+                out_of_range.note(row, || v.to_string());
+                dst.push(0);
+            }
+            None => {
+                nulls.note(row, String::new);
+                dst.push(0);
+            }
+        })
+        .map_err(|dt| self.unsupported(col, dt))?;
+        let name = &col.schema.name;
+        if self.ids == IdPolicy::Error {
+            if let Some((row, value)) = &out_of_range.first {
+                return Err(Error::column(
+                    self.file,
+                    name,
+                    format!(
+                        "{} rows hold ids outside [0, {max}] (the schema's domain); first at {}: {value}. \
+                         Fix the data or the schema's domain max, or load with IdPolicy::MapToOov \
+                         to map them to the out-of-vocabulary index 0",
+                        out_of_range.count,
+                        origin.describe(*row)
+                    ),
+                ));
+            }
+            if let Some((row, _)) = &nulls.first {
+                return Err(Error::column(
+                    self.file,
+                    name,
+                    format!(
+                        "{} rows hold null ids; first at {}. Fill them in the data, or load with \
+                         IdPolicy::MapToOov to map them to the out-of-vocabulary index 0",
+                        nulls.count,
+                        origin.describe(*row)
+                    ),
+                ));
+            }
+        }
+        let rep = report.column(name);
+        rep.out_of_range_ids += out_of_range.count;
+        rep.null_ids += nulls.count;
+        Ok(())
+    }
+
+    /// Decodes a float column; returns the rows to drop (null / non-finite).
+    fn floats_column(
+        &self,
+        col: &ColumnSlot,
+        array: &dyn Array,
+        dst: &mut Vec<f32>,
+        origin: RowOrigin,
+    ) -> Result<Vec<usize>> {
+        let binary = col.is_binary_target();
+        let mut missing = Offenders::default();
+        let mut not_binary = Offenders::default();
+        let mut bad_rows = Vec::new();
+        dst.reserve(array.len());
+        for_each_f64(array, |row, v| match v {
+            Some(v) if v.is_finite() => {
+                if binary && !(0.0..=1.0).contains(&v) {
+                    not_binary.note(row, || v.to_string());
+                }
+                dst.push(v as f32);
+            }
+            other => {
+                missing.note(row, || {
+                    other
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "null".into())
+                });
+                bad_rows.push(row);
+                dst.push(f32::NAN);
+            }
+        })
+        .map_err(|dt| self.unsupported(col, dt))?;
+        let name = &col.schema.name;
+        if let Some((row, value)) = &not_binary.first {
+            return Err(Error::column(
+                self.file,
+                name,
+                format!(
+                    "{} rows of this binary target lie outside [0, 1]; first at {}: {value}. \
+                     Binary targets hold 0/1 labels (or probabilities); tag the column \
+                     `regression` or `multi_class` if it is not binary",
+                    not_binary.count,
+                    origin.describe(*row)
+                ),
+            ));
+        }
+        if let (NullPolicy::Error, Some((row, value))) = (self.nulls, &missing.first) {
+            let what = if col.is_target() { "target" } else { "value" };
+            return Err(Error::column(
+                self.file,
+                name,
+                format!(
+                    "{} rows have a null or non-finite {what}; first at {}: {value}. \
+                     Fill them in the data, or load with NullPolicy::DropRows to drop those rows",
+                    missing.count,
+                    origin.describe(*row)
+                ),
+            ));
+        }
+        Ok(bad_rows)
+    }
+
+    fn unsupported(&self, col: &ColumnSlot, dt: DataType) -> Error {
+        Error::column(
+            self.file,
+            &col.schema.name,
+            format!("cannot decode Arrow type {dt}"),
+        )
+    }
+}
+
+fn visit<T: ArrowPrimitiveType, V>(
+    array: &PrimitiveArray<T>,
+    conv: impl Fn(T::Native) -> V,
+    mut f: impl FnMut(usize, Option<V>),
+) {
+    let values = array.values();
+    match array.nulls().filter(|n| n.null_count() > 0) {
+        None => values
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| f(i, Some(conv(*v)))),
+        Some(nulls) => values
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| f(i, nulls.is_valid(i).then(|| conv(*v)))),
+    }
+}
+
+/// Calls `f(row, value)` for every element of an integer array; `Err` with the type otherwise.
+fn for_each_i64(array: &dyn Array, f: impl FnMut(usize, Option<i64>)) -> Result<(), DataType> {
+    match array.data_type() {
+        DataType::Int8 => visit(array.as_primitive::<Int8Type>(), i64::from, f),
+        DataType::Int16 => visit(array.as_primitive::<Int16Type>(), i64::from, f),
+        DataType::Int32 => visit(array.as_primitive::<Int32Type>(), i64::from, f),
+        DataType::Int64 => visit(array.as_primitive::<Int64Type>(), |v| v, f),
+        DataType::UInt8 => visit(array.as_primitive::<UInt8Type>(), i64::from, f),
+        DataType::UInt16 => visit(array.as_primitive::<UInt16Type>(), i64::from, f),
+        DataType::UInt32 => visit(array.as_primitive::<UInt32Type>(), i64::from, f),
+        DataType::UInt64 => visit(
+            array.as_primitive::<UInt64Type>(),
+            |v| i64::try_from(v).unwrap_or(i64::MAX),
+            f,
+        ),
+        other => return Err(other.clone()),
+    }
+    Ok(())
+}
+
+/// Calls `f(row, value)` for every element of a numeric or boolean array.
+fn for_each_f64(array: &dyn Array, mut f: impl FnMut(usize, Option<f64>)) -> Result<(), DataType> {
+    match array.data_type() {
+        DataType::Float32 => visit(array.as_primitive::<Float32Type>(), f64::from, f),
+        DataType::Float64 => visit(array.as_primitive::<Float64Type>(), |v| v, f),
+        DataType::Float16 => visit(array.as_primitive::<Float16Type>(), |v| v.to_f64(), f),
+        DataType::Boolean => {
+            let b = array.as_boolean();
+            (0..b.len())
+                .for_each(|i| f(i, b.is_valid(i).then(|| if b.value(i) { 1.0 } else { 0.0 })))
+        }
+        _ => for_each_i64(array, |i, v| f(i, v.map(|v| v as f64)))?,
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! Writing datasets: Parquet part files + `schema.json` in the Merlin/NVTabular directory
+//! layout, or a single Arrow IPC file.
+//!
+//! Each column is written with the dtype its schema declares (ids as int32/int64, binary
+//! targets as int8, ...), so what Merlin or pandas read back looks like what Merlin writes.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, BooleanArray, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array,
+    Int8Array, RecordBatch, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
+};
+use arrow_schema::Field;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use super::layout::ColumnKind;
+use super::Dataset;
+use crate::error::{Error, Result};
+use crate::schema::DType;
+
+/// How [`Dataset::write_parquet`] lays out files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Rows per part file (`part_0.parquet`, `part_1.parquet`, ...); `None`: one file.
+    pub rows_per_file: Option<usize>,
+    /// Rows per Parquet row group (the unit streaming reads at once).
+    pub row_group_rows: usize,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            rows_per_file: None,
+            row_group_rows: 128 * 1024,
+        }
+    }
+}
+
+impl Dataset {
+    /// Writes `dir/part_<i>.parquet` (snappy) and `dir/schema.json`, creating `dir`.
+    pub fn write_parquet(&self, dir: impl AsRef<Path>, options: &WriteOptions) -> Result<()> {
+        let dir = dir.as_ref();
+        if options.row_group_rows == 0 || options.rows_per_file == Some(0) {
+            return Err(Error::invalid(
+                "row_group_rows and rows_per_file must be at least 1",
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let rows = self.num_rows();
+        let per_file = options.rows_per_file.unwrap_or(rows.max(1));
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(options.row_group_rows))
+            .build();
+        let mut start = 0;
+        let mut index = 0;
+        loop {
+            let end = (start + per_file).min(rows);
+            let path = dir.join(format!("part_{index}.parquet"));
+            let batch = self.record_batch(start..end)?;
+            let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+            let io = |e: parquet::errors::ParquetError| {
+                Error::file(&path, format!("cannot write Parquet: {e}"))
+            };
+            let mut writer =
+                ArrowWriter::try_new(file, batch.schema(), Some(props.clone())).map_err(io)?;
+            // Write in row-group-sized slices so that the writer never buffers the whole file.
+            let mut off = 0;
+            while off < batch.num_rows() || (off == 0 && batch.num_rows() == 0) {
+                let len = options.row_group_rows.min(batch.num_rows() - off);
+                writer.write(&batch.slice(off, len)).map_err(io)?;
+                off += len.max(1);
+            }
+            writer.close().map_err(io)?;
+            index += 1;
+            start = end;
+            if start >= rows {
+                break;
+            }
+        }
+        self.schema().write_json(dir.join("schema.json"))
+    }
+
+    /// Writes one Arrow IPC file with record batches of `batch_rows` rows.
+    pub fn write_arrow_ipc(&self, path: impl AsRef<Path>, batch_rows: usize) -> Result<()> {
+        let path = path.as_ref();
+        let batch = self.record_batch(0..self.num_rows())?;
+        let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        let io =
+            |e: arrow_schema::ArrowError| Error::file(path, format!("cannot write Arrow IPC: {e}"));
+        let mut writer =
+            arrow_ipc::writer::FileWriter::try_new(file, &batch.schema()).map_err(io)?;
+        let step = batch_rows.max(1);
+        for off in (0..batch.num_rows()).step_by(step) {
+            writer
+                .write(&batch.slice(off, step.min(batch.num_rows() - off)))
+                .map_err(io)?;
+        }
+        writer.finish().map_err(io)
+    }
+
+    /// Rows `range` as an Arrow record batch, each column in its schema dtype.
+    pub fn record_batch(&self, range: std::ops::Range<usize>) -> Result<RecordBatch> {
+        let mut fields = Vec::new();
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        for col in self.layout().columns() {
+            let name = &col.schema.name;
+            let array: ArrayRef = match col.kind {
+                ColumnKind::Ids => {
+                    let v = &self.ids(name).unwrap_or_default()[range.clone()];
+                    match col.schema.dtype {
+                        DType::Int8 => {
+                            Arc::new(Int8Array::from_iter_values(v.iter().map(|&x| x as i8)))
+                        }
+                        DType::Int16 => {
+                            Arc::new(Int16Array::from_iter_values(v.iter().map(|&x| x as i16)))
+                        }
+                        DType::Int32 => {
+                            Arc::new(Int32Array::from_iter_values(v.iter().map(|&x| x as i32)))
+                        }
+                        DType::UInt8 => {
+                            Arc::new(UInt8Array::from_iter_values(v.iter().map(|&x| x as u8)))
+                        }
+                        DType::UInt16 => {
+                            Arc::new(UInt16Array::from_iter_values(v.iter().map(|&x| x as u16)))
+                        }
+                        DType::UInt32 => Arc::new(UInt32Array::from_iter_values(v.iter().copied())),
+                        DType::UInt64 => Arc::new(UInt64Array::from_iter_values(
+                            v.iter().map(|&x| u64::from(x)),
+                        )),
+                        _ => Arc::new(Int64Array::from_iter_values(
+                            v.iter().map(|&x| i64::from(x)),
+                        )),
+                    }
+                }
+                ColumnKind::Floats => {
+                    let v = &self.floats(name).unwrap_or_default()[range.clone()];
+                    match col.schema.dtype {
+                        DType::Int8 => {
+                            Arc::new(Int8Array::from_iter_values(v.iter().map(|&x| x as i8)))
+                        }
+                        DType::Int16 => {
+                            Arc::new(Int16Array::from_iter_values(v.iter().map(|&x| x as i16)))
+                        }
+                        DType::Int32 => {
+                            Arc::new(Int32Array::from_iter_values(v.iter().map(|&x| x as i32)))
+                        }
+                        DType::Int64 => {
+                            Arc::new(Int64Array::from_iter_values(v.iter().map(|&x| x as i64)))
+                        }
+                        DType::UInt8 => {
+                            Arc::new(UInt8Array::from_iter_values(v.iter().map(|&x| x as u8)))
+                        }
+                        DType::UInt16 => {
+                            Arc::new(UInt16Array::from_iter_values(v.iter().map(|&x| x as u16)))
+                        }
+                        DType::UInt32 => {
+                            Arc::new(UInt32Array::from_iter_values(v.iter().map(|&x| x as u32)))
+                        }
+                        DType::UInt64 => {
+                            Arc::new(UInt64Array::from_iter_values(v.iter().map(|&x| x as u64)))
+                        }
+                        DType::Bool => Arc::new(BooleanArray::from(
+                            v.iter().map(|&x| x != 0.0).collect::<Vec<_>>(),
+                        )),
+                        DType::Float64 => Arc::new(Float64Array::from_iter_values(
+                            v.iter().map(|&x| f64::from(x)),
+                        )),
+                        _ => Arc::new(Float32Array::from_iter_values(v.iter().copied())),
+                    }
+                }
+            };
+            fields.push(Field::new(name, array.data_type().clone(), false));
+            arrays.push(array);
+        }
+        let schema = Arc::new(arrow_schema::Schema::new(fields));
+        RecordBatch::try_new(schema, arrays)
+            .map_err(|e| Error::invalid(format!("cannot assemble a record batch: {e}")))
+    }
+}
