@@ -4,5 +4,5 @@
 //! runtime ([`schema`], [`data`]).
 
 pub use mtl_runtime::{
-    data, error, schema, ColumnSchema, DType, Error, Result, Schema, Tag, TagSet,
+    data, error, metrics, schema, ColumnSchema, DType, Error, Result, Schema, Tag, TagSet,
 };

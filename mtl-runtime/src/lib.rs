@@ -3,11 +3,13 @@
 //! - [`schema`]: Merlin-compatible column schemas, read from and written to `schema.json` and
 //!   read from `schema.pbtxt`. Always available and dependency-light (the `mtl_model!` macro
 //!   uses it at compile time).
+//! - [`metrics`]: evaluation metrics (exact AUC, ...).
 //! - [`data`] (feature `engine`, on by default): Parquet / Arrow IPC datasets validated against a
 //!   schema, shuffled batches in memory or streamed with bounded memory, and synthetic data
 //!   generators (`tenrec-video`, as Merlin's `generate_data`).
 
 pub mod error;
+pub mod metrics;
 pub mod schema;
 mod table;
 

@@ -20,13 +20,15 @@
 //!   its own vector `q_i^t = ρ_t·q_i + √(1-ρ_t²)·e_i^t` (`e_i^t ~ N(0, I_8)`), so tasks are
 //!   correlated but not identical (`ρ` = 0.8 like, 0.6 share, 0.4 follow), with affinity
 //!   `a_t = p_u·q_i^t / √8`:
-//!   `P(like | click) = σ(-1.5 + b_u + 2·a_like)`, `P(share | click) = σ(-2.5 + 2·a_share)`,
-//!   `P(follow | click) = σ(-2.5 + b_u + 2·a_follow)`;
+//!   `P(like | click) = σ(-3.2 + b_u + 2·a_like)`, `P(share | click) = σ(-4 + 2·a_share)`,
+//!   `P(follow | click) = σ(-4.5 + b_u + 2·a_follow)`;
 //! - `watching_times`: with a click `1 + Binomial(3, σ(0.5 + a))`, without one Bernoulli(0.1);
 //!   so it lies in `{0, ..., 4}` like Merlin's and correlates with click.
 //!
 //! The true probability of a target is the unconditional one (`P(like) = P(click)·P(like |
-//! click)`). Over the default seed the rates are about click 30%, like 6%, share 3%, follow 2%.
+//! click)`). Measured on 10M rows (seed 42): rates click 34%, like 8.4%, share 3.8%, follow
+//! 2.7%, watching_times mean 1.16; ceiling AUC (true probabilities vs. labels) click 0.827,
+//! follow 0.921, like 0.925, share 0.925.
 
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -192,9 +194,9 @@ pub(crate) fn generate(rows: usize, seed: u64, options: &SyntheticOptions) -> Re
                 let pu = &users.vectors[u];
                 let a = dot(pu, &items.vectors[i]);
                 let p_click = sigmoid(-1.0 + users.bias[u] + items.bias[i] + 1.5 * a);
-                let p_follow = sigmoid(-2.5 + users.bias[u] + 2.0 * dot(pu, &follow_items[i]));
-                let p_like = sigmoid(-1.5 + users.bias[u] + 2.0 * dot(pu, &like_items[i]));
-                let p_share = sigmoid(-2.5 + 2.0 * dot(pu, &share_items[i]));
+                let p_follow = sigmoid(-4.5 + users.bias[u] + 2.0 * dot(pu, &follow_items[i]));
+                let p_like = sigmoid(-3.2 + users.bias[u] + 2.0 * dot(pu, &like_items[i]));
+                let p_share = sigmoid(-4.0 + 2.0 * dot(pu, &share_items[i]));
                 let click = rng.gen::<f64>() < p_click;
                 let given_click = [p_follow, p_like, p_share];
                 targets[0].push(f32::from(u8::from(click)));
