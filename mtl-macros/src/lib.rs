@@ -1,1 +1,1 @@
-//! placeholder
+//! The `mtl_model!` DSL (in progress; see the README's status table).

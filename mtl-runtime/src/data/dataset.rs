@@ -205,7 +205,10 @@ impl Dataset {
     /// with rounding leftovers dropped. Fractions must be positive and sum to at most 1.
     pub fn split(&self, fractions: &[f64]) -> Result<Vec<Dataset>> {
         let sum: f64 = fractions.iter().sum();
-        if fractions.is_empty() || fractions.iter().any(|f| !(*f > 0.0)) || sum > 1.0 + 1e-9 {
+        if fractions.is_empty()
+            || fractions.iter().any(|f| f.is_nan() || *f <= 0.0)
+            || sum > 1.0 + 1e-9
+        {
             return Err(Error::invalid(format!(
                 "split fractions must be positive and sum to at most 1, got {fractions:?}"
             )));

@@ -4,7 +4,7 @@
 //! the wire-format bytes of a `Struct`. The wire format needed is tiny, so it is decoded by hand:
 //! - `Struct`:    field 1, repeated map entry `{1: key (string), 2: Value}`;
 //! - `Value`:     oneof 1 null (varint), 2 number (fixed64 double), 3 string, 4 bool (varint),
-//!                5 Struct, 6 ListValue;
+//!   5 Struct, 6 ListValue;
 //! - `ListValue`: field 1, repeated Value.
 //!
 //! Numbers are doubles, as protobuf `Struct` defines them.
@@ -112,26 +112,23 @@ pub(crate) fn decode_struct(bytes: &[u8]) -> Decoded<Map<String, Value>> {
 fn struct_fields(mut r: Reader<'_>) -> Decoded<Map<String, Value>> {
     let mut map = Map::new();
     while !r.done() {
-        match r.field()? {
-            (1, Wire::Bytes(mut entry)) => {
-                let mut key = None;
-                let mut value = Value::Null;
-                while !entry.done() {
-                    match entry.field()? {
-                        (1, Wire::Bytes(k)) => match std::str::from_utf8(k.buf) {
-                            Ok(s) => key = Some(s.to_string()),
-                            Err(_) => return k.err("map key is not UTF-8"),
-                        },
-                        (2, Wire::Bytes(v)) => value = decode_value(v)?,
-                        _ => {} // unknown fields are skipped, as protobuf requires
-                    }
+        if let (1, Wire::Bytes(mut entry)) = r.field()? {
+            let mut key = None;
+            let mut value = Value::Null;
+            while !entry.done() {
+                match entry.field()? {
+                    (1, Wire::Bytes(k)) => match std::str::from_utf8(k.buf) {
+                        Ok(s) => key = Some(s.to_string()),
+                        Err(_) => return k.err("map key is not UTF-8"),
+                    },
+                    (2, Wire::Bytes(v)) => value = decode_value(v)?,
+                    _ => {} // unknown fields are skipped, as protobuf requires
                 }
-                let Some(key) = key else {
-                    return entry.err("Struct entry without a key");
-                };
-                map.insert(key, value);
             }
-            _ => {}
+            let Some(key) = key else {
+                return entry.err("Struct entry without a key");
+            };
+            map.insert(key, value);
         }
     }
     Ok(map)
