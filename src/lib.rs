@@ -1,8 +1,29 @@
 //! # mtl
 //!
-//! Multi-task ranking models for Rust. See the README for the tour; this crate re-exports the
-//! runtime ([`schema`], [`data`]).
+//! Multi-task ranking models for Rust. See the README for the tour and [`dsl`] for the
+//! `mtl_model!` reference.
 
+extern crate self as mtl;
+
+pub mod dsl;
+
+pub use mtl_macros::mtl_model;
 pub use mtl_runtime::{
-    data, error, metrics, schema, ColumnSchema, DType, Error, Result, Schema, Tag, TagSet,
+    data, error, metrics, schema, spec, ColumnSchema, DType, Error, Result, Schema, Tag, TagSet,
 };
+pub use mtl_runtime::model::MtlModel;
+
+/// Everything a model file needs: the macro, the model trait, and dfdx's prelude (devices,
+/// tensors, `Module`, optimizers), so user code needs no direct dfdx dependency.
+pub mod prelude {
+    pub use crate::{mtl_model, MtlModel};
+    pub use mtl_runtime::dfdx::prelude::*;
+}
+
+/// What generated code uses. Not a public API: names here may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use mtl_runtime::dfdx;
+    pub use mtl_runtime::model::MtlModel;
+    pub use mtl_runtime::{nn, spec, summary};
+}

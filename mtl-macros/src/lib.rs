@@ -1,1 +1,29 @@
-//! The `mtl_model!` DSL (in progress; see the README's status table).
+//! The `mtl_model!` DSL: declarative multi-task model specs compiled into statically shaped dfdx
+//! networks. Use it through the `mtl` crate (`mtl::mtl_model!`), whose docs hold the DSL
+//! reference.
+//!
+//! Pipeline: [`parse`] (tokens → syntax tree with spans) → [`check`] (semantic checks, every
+//! error collected and spanned; produces a [`model::Model`]) → [`codegen`] (the builder type,
+//! network, outputs struct and runtime trait impls).
+
+mod check;
+mod codegen;
+mod model;
+mod parse;
+
+use proc_macro::TokenStream;
+
+/// Declares a multi-task model. See the `mtl` crate documentation for the grammar.
+#[proc_macro]
+pub fn mtl_model(input: TokenStream) -> TokenStream {
+    let input2: proc_macro2::TokenStream = input.into();
+    let def = match syn::parse2::<parse::ModelDef>(input2.clone()) {
+        Ok(def) => def,
+        Err(e) => return codegen::fallback(vec![e], parse::parse_header(input2)).into(),
+    };
+    let (model, errors) = check::resolve(&def);
+    match model {
+        Some(model) => codegen::expand(&model).into(),
+        None => codegen::fallback(errors.into_vec(), Some((def.attrs, def.vis, def.name))).into(),
+    }
+}

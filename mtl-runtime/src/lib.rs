@@ -10,11 +10,18 @@
 
 pub mod error;
 pub mod metrics;
+pub mod model;
 pub mod schema;
+pub mod spec;
+pub mod summary;
 mod table;
 
 #[cfg(feature = "engine")]
 pub mod data;
+#[cfg(feature = "engine")]
+pub mod nn;
+#[cfg(feature = "engine")]
+pub use dfdx;
 
 pub use error::{Error, Result};
 pub use schema::{ColumnSchema, DType, Schema, Tag, TagSet};

@@ -1,0 +1,197 @@
+//! The validated, resolved model that codegen consumes: every width known, every name bound.
+
+use proc_macro2::Span;
+use syn::{Attribute, Ident, Visibility};
+
+pub struct Model {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub schema: Option<SchemaFile>,
+    /// Input features in input (alphabetical) order.
+    pub features: Vec<Feature>,
+    pub body: Body,
+    /// Tasks in name order.
+    pub tasks: Vec<Task>,
+}
+
+pub struct SchemaFile {
+    /// As written in the DSL (relative to CARGO_MANIFEST_DIR).
+    pub path: String,
+    pub absolute: String,
+}
+
+pub struct Feature {
+    pub name: String,
+    pub kind: FeatureKind,
+}
+
+pub enum FeatureKind {
+    Categorical { cardinality: u64, dim: usize, table: String },
+    Continuous { width: usize },
+}
+
+impl Feature {
+    pub fn width(&self) -> usize {
+        match self.kind {
+            FeatureKind::Categorical { dim, .. } => dim,
+            FeatureKind::Continuous { width } => width,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Activation {
+    Relu,
+    Selu,
+    Gelu,
+    Tanh,
+    Sigmoid,
+    Linear,
+}
+
+impl Activation {
+    pub const NAMES: [&'static str; 6] = ["relu", "selu", "gelu", "tanh", "sigmoid", "none"];
+
+    pub fn parse(s: &str) -> Option<Activation> {
+        Some(match s {
+            "relu" => Activation::Relu,
+            "selu" => Activation::Selu,
+            "gelu" => Activation::Gelu,
+            "tanh" => Activation::Tanh,
+            "sigmoid" => Activation::Sigmoid,
+            "none" | "linear" => Activation::Linear,
+            _ => return None,
+        })
+    }
+
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Activation::Relu => "Relu",
+            Activation::Selu => "Selu",
+            Activation::Gelu => "Gelu",
+            Activation::Tanh => "Tanh",
+            Activation::Sigmoid => "Sigmoid",
+            Activation::Linear => "Linear",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Selu => "selu",
+            Activation::Gelu => "gelu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Linear => "none",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Mlp {
+    pub widths: Vec<usize>,
+    pub activation: Activation,
+    /// Dropout rate in per-mille.
+    pub dropout: u16,
+    pub batch_norm: bool,
+    pub no_activation_last_layer: bool,
+}
+
+impl Mlp {
+    pub fn out_width(&self) -> usize {
+        *self.widths.last().expect("checked non-empty")
+    }
+
+    /// `mlp[32, 16] relu, dropout 0.1, batch_norm`.
+    pub fn describe(&self) -> String {
+        let widths: Vec<String> = self.widths.iter().map(|w| w.to_string()).collect();
+        let mut s = format!("mlp[{}] {}", widths.join(", "), self.activation.name());
+        if self.dropout > 0 {
+            s.push_str(&format!(", dropout {}", f64::from(self.dropout) / 1000.0));
+        }
+        if self.batch_norm {
+            s.push_str(", batch_norm");
+        }
+        if self.no_activation_last_layer {
+            s.push_str(", linear last layer");
+        }
+        s
+    }
+}
+
+pub enum Body {
+    Mlp(Mlp),
+    Identity,
+    /// A user's block: `custom(Type, width = N)`; `Type<E, D>` maps `[B, IN]` to `[B, N]`.
+    Custom { ty: syn::Type, width: usize },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    Binary,
+    Regression,
+    Multiclass(usize),
+}
+
+impl TaskKind {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            TaskKind::Binary => "binary_output",
+            TaskKind::Regression => "regression_output",
+            TaskKind::Multiclass(_) => "categorical_output",
+        }
+    }
+
+    pub fn width(self) -> usize {
+        match self {
+            TaskKind::Multiclass(n) => n,
+            _ => 1,
+        }
+    }
+
+    pub fn runtime(self) -> mtl_runtime::spec::TaskKind {
+        match self {
+            TaskKind::Binary => mtl_runtime::spec::TaskKind::Binary,
+            TaskKind::Regression => mtl_runtime::spec::TaskKind::Regression,
+            TaskKind::Multiclass(classes) => mtl_runtime::spec::TaskKind::Multiclass { classes },
+        }
+    }
+}
+
+pub struct Task {
+    pub name: String,
+    pub span: Span,
+    pub target: String,
+    pub kind: TaskKind,
+    pub loss_weight: f64,
+    pub class_weights: Option<(f64, f64)>,
+    pub sample_weights: Vec<String>,
+    pub metrics: Vec<&'static str>,
+    pub weighted_metrics: Vec<&'static str>,
+    pub tower: Option<Mlp>,
+}
+
+impl Model {
+    pub fn input_width(&self) -> usize {
+        self.features.iter().map(Feature::width).sum()
+    }
+
+    pub fn body_width(&self) -> usize {
+        match &self.body {
+            Body::Mlp(m) => m.out_width(),
+            Body::Identity => self.input_width(),
+            Body::Custom { width, .. } => *width,
+        }
+    }
+
+    pub fn body_description(&self) -> String {
+        match &self.body {
+            Body::Mlp(m) => m.describe(),
+            Body::Identity => "identity".into(),
+            Body::Custom { ty, width } => {
+                format!("custom({}, width = {width})", quote::quote!(#ty).to_string().replace(' ', ""))
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The DSL grammar: tokens → a syntax tree that keeps every span.
+//!
+//! ```text
+//! model   := attr* vis "struct" Ident "{" (section ","?)* "}"
+//! section := Ident ":" value                 (schema, inputs, exclude, body, towers, tasks)
+//! value   := LitStr | LitInt | LitFloat | "-" number | "(" value,* ")" | "[" value,* "]"
+//!          | "{" (Ident ":" value ","?)* "}" | call | type
+//! call    := Ident ("[" value,* "]")? ("(" arg,* ")")?      e.g. mlp[32, 16](dropout = 0.1)
+//! arg     := Ident "=" value | Ident | value                 (keyed, flag, positional)
+//! ```
+//! The grammar is deliberately generic: which sections, kinds and options exist is decided in
+//! `model`/`check`, so every such mistake becomes a spanned, explained error instead of a parse
+//! failure.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{braced, bracketed, parenthesized, Attribute, Ident, LitFloat, LitInt, LitStr, Token, Visibility};
+
+pub struct ModelDef {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub sections: Vec<Entry>,
+}
+
+/// `key: value` inside `{ }` (sections, inputs, tasks).
+pub struct Entry {
+    pub key: Ident,
+    pub value: Value,
+}
+
+pub enum Value {
+    Str(LitStr),
+    Int { lit: LitInt, negative: bool, span: Span },
+    Float { lit: LitFloat, negative: bool, span: Span },
+    Tuple { items: Vec<Value>, span: Span },
+    List { items: Vec<Value>, span: Span },
+    Map { entries: Vec<Entry>, span: Span },
+    Call(Call),
+    Type(syn::Type),
+}
+
+pub struct Call {
+    pub name: Ident,
+    /// `[..]` after the name, e.g. the widths of `mlp[32, 16]`.
+    pub brackets: Option<(Span, Vec<Value>)>,
+    /// `(..)` after the name.
+    pub args: Option<(Span, Vec<Arg>)>,
+}
+
+pub enum Arg {
+    Keyed { key: Ident, value: Value },
+    Flag(Ident),
+    Positional(Value),
+}
+
+impl Value {
+    pub fn span(&self) -> Span {
+        match self {
+            Value::Str(s) => s.span(),
+            Value::Int { span, .. } | Value::Float { span, .. } => *span,
+            Value::Tuple { span, .. } | Value::List { span, .. } | Value::Map { span, .. } => *span,
+            Value::Call(c) => c.name.span(),
+            Value::Type(t) => t.span(),
+        }
+    }
+
+    /// A bare identifier (`relu`, `click`, `true`).
+    pub fn as_ident(&self) -> Option<&Ident> {
+        match self {
+            Value::Call(Call { name, brackets: None, args: None }) => Some(name),
+            Value::Type(syn::Type::Path(p)) if p.qself.is_none() => p.path.get_ident(),
+            _ => None,
+        }
+    }
+
+    /// A number (integer or float) as f64.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int { lit, negative, .. } => lit.base10_parse::<f64>().ok().map(|v| if *negative { -v } else { v }),
+            Value::Float { lit, negative, .. } => lit.base10_parse::<f64>().ok().map(|v| if *negative { -v } else { v }),
+            _ => None,
+        }
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "a string",
+            Value::Int { .. } => "an integer",
+            Value::Float { .. } => "a number",
+            Value::Tuple { .. } => "a tuple",
+            Value::List { .. } => "a list",
+            Value::Map { .. } => "a `{ .. }` block",
+            Value::Call(_) | Value::Type(_) => "a name",
+        }
+    }
+}
+
+impl Parse for ModelDef {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        input.parse::<Token![struct]>()?;
+        let name: Ident = input.parse()?;
+        let content;
+        braced!(content in input);
+        let sections = parse_entries(&content)?;
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens after the model definition; write one model per `mtl_model!`"));
+        }
+        Ok(ModelDef { attrs, vis, name, sections })
+    }
+}
+
+/// `key: value, ...` until the end of the stream.
+fn parse_entries(input: ParseStream) -> syn::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    while !input.is_empty() {
+        let key: Ident = input.call(<Ident as syn::ext::IdentExt>::parse_any)?;
+        if !input.peek(Token![:]) {
+            return Err(syn::Error::new(key.span(), format!("expected `:` after `{key}`, as in `{key}: ...`")));
+        }
+        input.parse::<Token![:]>()?;
+        let value: Value = input.parse()?;
+        entries.push(Entry { key, value });
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>().map_err(|e| syn::Error::new(e.span(), "expected `,` between entries"))?;
+    }
+    Ok(entries)
+}
+
+fn parse_list(input: ParseStream) -> syn::Result<Vec<Value>> {
+    Ok(Punctuated::<Value, Token![,]>::parse_terminated(input)?.into_iter().collect())
+}
+
+impl Parse for Value {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let span = input.span();
+        if input.peek(LitStr) {
+            return Ok(Value::Str(input.parse()?));
+        }
+        let negative = input.peek(Token![-]);
+        if negative {
+            input.parse::<Token![-]>()?;
+        }
+        if input.peek(LitInt) {
+            let lit: LitInt = input.parse()?;
+            let span = if negative { span.join(lit.span()).unwrap_or(span) } else { lit.span() };
+            return Ok(Value::Int { lit, negative, span });
+        }
+        if input.peek(LitFloat) {
+            let lit: LitFloat = input.parse()?;
+            let span = if negative { span.join(lit.span()).unwrap_or(span) } else { lit.span() };
+            return Ok(Value::Float { lit, negative, span });
+        }
+        if negative {
+            return Err(syn::Error::new(span, "expected a number after `-`"));
+        }
+        if input.peek(syn::token::Paren) {
+            let content;
+            let p = parenthesized!(content in input);
+            return Ok(Value::Tuple { items: parse_list(&content)?, span: p.span.join() });
+        }
+        if input.peek(syn::token::Bracket) {
+            let content;
+            let b = bracketed!(content in input);
+            return Ok(Value::List { items: parse_list(&content)?, span: b.span.join() });
+        }
+        if input.peek(syn::token::Brace) {
+            let content;
+            let b = braced!(content in input);
+            return Ok(Value::Map { entries: parse_entries(&content)?, span: b.span.join() });
+        }
+        if input.peek(Ident) && (input.peek2(syn::token::Bracket) || input.peek2(syn::token::Paren)) {
+            return Ok(Value::Call(input.parse()?));
+        }
+        if input.peek(Ident) && !input.peek2(Token![::]) && !input.peek2(Token![<]) {
+            let name: Ident = input.call(<Ident as syn::ext::IdentExt>::parse_any)?;
+            return Ok(Value::Call(Call { name, brackets: None, args: None }));
+        }
+        let ty: syn::Type = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), "expected a value: a number, a string, a name, `[..]`, `(..)` or `{ .. }`"))?;
+        Ok(Value::Type(ty))
+    }
+}
+
+impl Parse for Call {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name: Ident = input.call(<Ident as syn::ext::IdentExt>::parse_any)?;
+        let brackets = if input.peek(syn::token::Bracket) {
+            let content;
+            let b = bracketed!(content in input);
+            Some((b.span.join(), parse_list(&content)?))
+        } else {
+            None
+        };
+        let args = if input.peek(syn::token::Paren) {
+            let content;
+            let p = parenthesized!(content in input);
+            let items: Punctuated<Arg, Token![,]> = Punctuated::parse_terminated(&content)?;
+            Some((p.span.join(), items.into_iter().collect()))
+        } else {
+            None
+        };
+        Ok(Call { name, brackets, args })
+    }
+}
+
+impl Parse for Arg {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(Ident) && input.peek2(Token![=]) {
+            let key: Ident = input.call(<Ident as syn::ext::IdentExt>::parse_any)?;
+            input.parse::<Token![=]>()?;
+            let value: Value = input.parse()?;
+            return Ok(Arg::Keyed { key, value });
+        }
+        if input.peek(Ident) && (input.peek2(Token![,]) || input.is_empty() || peek_end(input)) {
+            let fork = input.fork();
+            let ident: Ident = fork.call(<Ident as syn::ext::IdentExt>::parse_any)?;
+            if fork.is_empty() || fork.peek(Token![,]) {
+                let _: Ident = input.call(<Ident as syn::ext::IdentExt>::parse_any)?;
+                return Ok(Arg::Flag(ident));
+            }
+        }
+        Ok(Arg::Positional(input.parse()?))
+    }
+}
+
+fn peek_end(input: ParseStream) -> bool {
+    let fork = input.fork();
+    fork.call(<Ident as syn::ext::IdentExt>::parse_any).is_ok() && fork.is_empty()
+}
+
+/// Best effort for the fallback expansion after a parse error: `attrs vis struct Name`.
+pub fn parse_header(tokens: TokenStream) -> Option<(Vec<Attribute>, Visibility, Ident)> {
+    struct Header(Vec<Attribute>, Visibility, Ident);
+    impl Parse for Header {
+        fn parse(input: ParseStream) -> syn::Result<Self> {
+            let attrs = input.call(Attribute::parse_outer)?;
+            let vis = input.parse()?;
+            input.parse::<Token![struct]>()?;
+            let name = input.parse()?;
+            let _rest: TokenStream = input.parse()?;
+            Ok(Header(attrs, vis, name))
+        }
+    }
+    syn::parse2::<Header>(tokens).ok().map(|h| (h.0, h.1, h.2))
+}

@@ -1,0 +1,19 @@
+//! dfdx blocks that `mtl_model!` networks are made of.
+//!
+//! - [`Dense`]: one MLP layer as Merlin's MLPBlock builds it — `Dense(activation)` →
+//!   `Dropout` (training only) → optional `BatchNorm` — with Keras initialisation (glorot-uniform
+//!   kernel, zero bias). The activation is a type ([`Relu`], [`Gelu`], ...), the dropout rate a
+//!   const generic in per-mille, so a layer is fully described by its type.
+//! - An MLP is a tuple of `Dense` layers (parameter names `0.weight`, `1.bias`, ...); a head is a
+//!   `Dense` without activation.
+//! - [`Identity`]: the body that passes its input through.
+//!
+//! Shapes: every block maps `[B, I]` to `[B, O]`. `Module` with `NoneTape` is inference,
+//! `ModuleMut` with `OwnedTape` is training (dropout active, batch-norm statistics updated), as
+//! in dfdx.
+
+mod activation;
+mod dense;
+
+pub use activation::{Activation, Gelu, Linear, Relu, Selu, Sigmoid, Tanh};
+pub use dense::{Dense, Float, Identity, NoNorm};

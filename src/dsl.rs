@@ -1,0 +1,1 @@
+//! The `mtl_model!` DSL reference (written below).
