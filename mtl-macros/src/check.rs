@@ -110,6 +110,7 @@ fn positive_int(value: Option<&Value>, key: &Ident, errors: &mut Errors) -> Opti
 fn flag(value: Option<&Value>, key: &Ident, errors: &mut Errors) -> bool {
     match value {
         None => true,
+        Some(Value::Bool(b)) => b.value,
         Some(v) => match v.as_ident().map(|i| i.to_string()).as_deref() {
             Some("true") => true,
             Some("false") => false,

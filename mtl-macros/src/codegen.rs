@@ -44,7 +44,7 @@ fn head_type(input: usize, width: usize) -> TokenStream {
 }
 
 /// `visit_fields` for named fields, nesting tuples of at most six.
-fn visit_fields(ty: &Ident, fields: &[(String, Ident)]) -> TokenStream {
+fn visit_fields(ty: &Ident, fields: &[(String, Ident)], extra: TokenStream) -> TokenStream {
     let p = private();
     fn nest(items: Vec<TokenStream>) -> TokenStream {
         if items.len() <= TUPLE_MAX {
@@ -65,7 +65,7 @@ fn visit_fields(ty: &Ident, fields: &[(String, Ident)]) -> TokenStream {
         fn iter_tensors<V: #p::dfdx::prelude::ModuleVisitor<Self, E, D>>(
             visitor: &mut V,
         ) -> ::core::result::Result<::core::option::Option<Self::To<V::E2, V::D2>>, V::Err> {
-            visitor.visit_fields(#fields_expr, |#pattern| #ty { #(#names),* })
+            visitor.visit_fields(#fields_expr, |#pattern| #ty { #(#names,)* #extra })
         }
     }
 }
@@ -158,7 +158,10 @@ pub fn expand(model: &Model) -> TokenStream {
                     {
                     }
                     #[allow(dead_code)]
+                    fn __mtl_body_is_a_dfdx_module<M: #p::dfdx::prelude::TensorCollection<f32, #p::dfdx::prelude::Cpu>>() {}
+                    #[allow(dead_code)]
                     fn __mtl_check_custom_body() {
+                        __mtl_body_is_a_dfdx_module::<#ty<f32, #p::dfdx::prelude::Cpu>>();
                         __mtl_body_maps_input_to_declared_width::<#ty<f32, #p::dfdx::prelude::Cpu>>();
                     }
                 };
@@ -177,10 +180,6 @@ pub fn expand(model: &Model) -> TokenStream {
             (quote!(#ty<E, D>), bound, check)
         }
     };
-    let tc_bound = match &model.body {
-        Body::Custom { ty, .. } => quote!(#ty<E, D>: #p::dfdx::prelude::TensorCollection<E, D>,),
-        _ => quote!(),
-    };
 
     let task_idents: Vec<Ident> = model.tasks.iter().map(|t| Ident::new(&t.name, t.span)).collect();
     let tower_tys: Vec<TokenStream> = model
@@ -196,10 +195,10 @@ pub fn expand(model: &Model) -> TokenStream {
     let out_widths: Vec<usize> = model.tasks.iter().map(|t| t.kind.width()).collect();
 
     let task_fields: Vec<(String, Ident)> = model.tasks.iter().zip(&task_idents).map(|(t, i)| (t.name.clone(), i.clone())).collect();
-    let towers_visit = visit_fields(&towers_ty, &task_fields);
-    let heads_visit = visit_fields(&heads_ty, &task_fields);
+    let towers_visit = visit_fields(&towers_ty, &task_fields, quote!(_types: ::core::marker::PhantomData));
+    let heads_visit = visit_fields(&heads_ty, &task_fields, quote!());
     let net_fields: Vec<(String, Ident)> = ["body", "towers", "heads"].iter().map(|n| (n.to_string(), format_ident!("{}", n))).collect();
-    let net_visit = visit_fields(&network, &net_fields);
+    let net_visit = visit_fields(&network, &net_fields, quote!());
 
     // ---------------------------------------------------------------- forward
     let infer_tasks = task_idents.iter().map(|t| {
@@ -213,8 +212,9 @@ pub fn expand(model: &Model) -> TokenStream {
     });
 
     // ---------------------------------------------------------------- summary
+    let tp = quote!(#p::dfdx::prelude);
     let mut blocks = vec![quote! {
-        #p::summary::Block { name: "body", kind: #body_desc, input: #input_width, output: #body_width, params: self.body.num_trainable_params() }
+        #p::summary::Block { name: "body", kind: #body_desc, input: #input_width, output: #body_width, params: <_ as #tp::NumParams<E, D>>::num_trainable_params(&self.body) }
     }];
     for (t, ident) in model.tasks.iter().zip(&task_idents) {
         let tower_name = format!("towers.{}", t.name);
@@ -224,10 +224,10 @@ pub fn expand(model: &Model) -> TokenStream {
         let hin = head_in(t);
         let w = t.kind.width();
         blocks.push(quote! {
-            #p::summary::Block { name: #tower_name, kind: #tower_desc, input: #body_width, output: #hin, params: self.towers.#ident.num_trainable_params() }
+            #p::summary::Block { name: #tower_name, kind: #tower_desc, input: #body_width, output: #hin, params: <_ as #tp::NumParams<E, D>>::num_trainable_params(&self.towers.#ident) }
         });
         blocks.push(quote! {
-            #p::summary::Block { name: #head_name, kind: #head_desc, input: #hin, output: #w, params: self.heads.#ident.num_trainable_params() }
+            #p::summary::Block { name: #head_name, kind: #head_desc, input: #hin, output: #w, params: <_ as #tp::NumParams<E, D>>::num_trainable_params(&self.heads.#ident) }
         });
     }
 
@@ -235,7 +235,6 @@ pub fn expand(model: &Model) -> TokenStream {
     let doc_outputs = format!("The outputs of [`{network}`]: one `[B, W]` tensor per task (logits for binary and multiclass tasks, values for regression).");
     let doc_towers = format!("The task towers of [`{network}`], one field per task.");
     let doc_heads = format!("The task heads of [`{network}`], one field per task.");
-    let tp = quote!(#p::dfdx::prelude);
 
     quote! {
         #(#attrs)*
@@ -279,6 +278,8 @@ pub fn expand(model: &Model) -> TokenStream {
         #[derive(Debug, Clone)]
         #vis struct #towers_ty<E: #tp::Dtype, D: #tp::Device<E>> {
             #(pub #task_idents: #tower_tys,)*
+            /// Ties `E` and `D` to the struct when no task has a tower.
+            _types: ::core::marker::PhantomData<fn() -> (E, D)>,
         }
 
         #[doc = #doc_heads]
@@ -304,14 +305,12 @@ pub fn expand(model: &Model) -> TokenStream {
         }
 
         impl<E: #p::nn::Float, D: #tp::Device<E>> #tp::TensorCollection<E, D> for #network<E, D>
-        where #tc_bound
         {
             type To<E2: #tp::Dtype, D2: #tp::Device<E2>> = #network<E2, D2>;
             #net_visit
         }
 
         impl<E: #p::nn::Float, D: #tp::Device<E>> #tp::BuildOnDevice<D, E> for #name
-        where #tc_bound
         {
             type Built = #network<E, D>;
             fn try_build_on_device(device: &D) -> ::core::result::Result<Self::Built, D::Err> {
@@ -353,7 +352,6 @@ pub fn expand(model: &Model) -> TokenStream {
         }
 
         impl<E: #p::nn::Float, D: #tp::Device<E>> ::core::fmt::Display for #network<E, D>
-        where #tc_bound
         {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 #[allow(unused_imports)]

@@ -16,7 +16,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{braced, bracketed, parenthesized, Attribute, Ident, LitFloat, LitInt, LitStr, Token, Visibility};
+use syn::{braced, bracketed, parenthesized, Attribute, Ident, LitBool, LitFloat, LitInt, LitStr, Token, Visibility};
 
 pub struct ModelDef {
     pub attrs: Vec<Attribute>,
@@ -33,6 +33,7 @@ pub struct Entry {
 
 pub enum Value {
     Str(LitStr),
+    Bool(LitBool),
     Int { lit: LitInt, negative: bool, span: Span },
     Float { lit: LitFloat, negative: bool, span: Span },
     Tuple { items: Vec<Value>, span: Span },
@@ -60,6 +61,7 @@ impl Value {
     pub fn span(&self) -> Span {
         match self {
             Value::Str(s) => s.span(),
+            Value::Bool(b) => b.span,
             Value::Int { span, .. } | Value::Float { span, .. } => *span,
             Value::Tuple { span, .. } | Value::List { span, .. } | Value::Map { span, .. } => *span,
             Value::Call(c) => c.name.span(),
@@ -88,6 +90,7 @@ impl Value {
     pub fn describe(&self) -> &'static str {
         match self {
             Value::Str(_) => "a string",
+            Value::Bool(_) => "a boolean",
             Value::Int { .. } => "an integer",
             Value::Float { .. } => "a number",
             Value::Tuple { .. } => "a tuple",
@@ -142,6 +145,9 @@ impl Parse for Value {
         let span = input.span();
         if input.peek(LitStr) {
             return Ok(Value::Str(input.parse()?));
+        }
+        if input.peek(LitBool) {
+            return Ok(Value::Bool(input.parse()?));
         }
         let negative = input.peek(Token![-]);
         if negative {
