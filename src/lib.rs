@@ -8,10 +8,10 @@ extern crate self as mtl;
 pub mod dsl;
 
 pub use mtl_macros::mtl_model;
+pub use mtl_runtime::model::MtlModel;
 pub use mtl_runtime::{
     data, error, metrics, schema, spec, ColumnSchema, DType, Error, Result, Schema, Tag, TagSet,
 };
-pub use mtl_runtime::model::MtlModel;
 
 /// Everything a model file needs: the macro, the model trait, and dfdx's prelude (devices,
 /// tensors, `Module`, optimizers), so user code needs no direct dfdx dependency.

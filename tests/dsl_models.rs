@@ -76,28 +76,51 @@ mtl_model! {
 /// A user's own block: a residual dense layer, written against dfdx.
 #[derive(Debug, Clone)]
 pub struct Residual<E: Dtype, D: Device<E>> {
-    pub dense: mtl::__private::nn::Dense<5, 5, mtl::__private::nn::Relu, 0, mtl::__private::nn::NoNorm, E, D>,
+    pub dense: mtl::__private::nn::Dense<
+        5,
+        5,
+        mtl::__private::nn::Relu,
+        0,
+        mtl::__private::nn::NoNorm,
+        E,
+        D,
+    >,
 }
 
 impl<E: mtl::__private::nn::Float, D: Device<E>> TensorCollection<E, D> for Residual<E, D> {
     type To<E2: Dtype, D2: Device<E2>> = Residual<E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(visitor: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        visitor.visit_fields(Self::module("dense", |s| &s.dense, |s| &mut s.dense), |dense| Residual { dense })
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            Self::module("dense", |s| &s.dense, |s| &mut s.dense),
+            |dense| Residual { dense },
+        )
     }
 }
 
-impl<E: mtl::__private::nn::Float, D: Device<E>> Module<Tensor<(usize, Const<5>), E, D, NoneTape>> for Residual<E, D> {
+impl<E: mtl::__private::nn::Float, D: Device<E>> Module<Tensor<(usize, Const<5>), E, D, NoneTape>>
+    for Residual<E, D>
+{
     type Output = Tensor<(usize, Const<5>), E, D, NoneTape>;
     type Error = D::Err;
-    fn try_forward(&self, x: Tensor<(usize, Const<5>), E, D, NoneTape>) -> Result<Self::Output, D::Err> {
+    fn try_forward(
+        &self,
+        x: Tensor<(usize, Const<5>), E, D, NoneTape>,
+    ) -> Result<Self::Output, D::Err> {
         self.dense.try_forward(x.clone())?.try_add(x)
     }
 }
 
-impl<E: mtl::__private::nn::Float, D: Device<E>> ModuleMut<Tensor<(usize, Const<5>), E, D, OwnedTape<E, D>>> for Residual<E, D> {
+impl<E: mtl::__private::nn::Float, D: Device<E>>
+    ModuleMut<Tensor<(usize, Const<5>), E, D, OwnedTape<E, D>>> for Residual<E, D>
+{
     type Output = Tensor<(usize, Const<5>), E, D, OwnedTape<E, D>>;
     type Error = D::Err;
-    fn try_forward_mut(&mut self, x: Tensor<(usize, Const<5>), E, D, OwnedTape<E, D>>) -> Result<Self::Output, D::Err> {
+    fn try_forward_mut(
+        &mut self,
+        x: Tensor<(usize, Const<5>), E, D, OwnedTape<E, D>>,
+    ) -> Result<Self::Output, D::Err> {
         let (x, tape) = x.split_tape();
         let y = self.dense.try_forward_mut(x.clone().put_tape(tape))?;
         y.try_add(x)
@@ -129,7 +152,11 @@ impl TensorVisitor<f32, Cpu> for GradCounter<'_> {
     type Err = CpuError;
     type E2 = f32;
     type D2 = Cpu;
-    fn visit<S: Shape>(&mut self, opts: TensorOptions<S, f32, Cpu>, t: &Tensor<S, f32, Cpu>) -> Result<Option<Tensor<S, f32, Cpu>>, CpuError> {
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, Cpu>,
+        t: &Tensor<S, f32, Cpu>,
+    ) -> Result<Option<Tensor<S, f32, Cpu>>, CpuError> {
         if opts.do_gradient_update {
             self.total += 1;
             if self.grads.get(t).as_vec().iter().all(|g| *g == 0.0) {
@@ -140,8 +167,15 @@ impl TensorVisitor<f32, Cpu> for GradCounter<'_> {
     }
 }
 
-fn zero_gradient_tensors<M: TensorCollection<f32, Cpu>>(m: &M, grads: &Gradients<f32, Cpu>) -> (usize, usize) {
-    let mut v = GradCounter { grads, total: 0, zero: 0 };
+fn zero_gradient_tensors<M: TensorCollection<f32, Cpu>>(
+    m: &M,
+    grads: &Gradients<f32, Cpu>,
+) -> (usize, usize) {
+    let mut v = GradCounter {
+        grads,
+        total: 0,
+        zero: 0,
+    };
     M::iter_tensors(&mut RecursiveWalker { m, f: &mut v }).unwrap();
     (v.zero, v.total)
 }
@@ -151,7 +185,10 @@ fn outputs_have_one_typed_field_per_task_for_a_batch_of_7() {
     let dev = Cpu::default();
     let small = dev.build_module::<Small, f32>();
     let out = small.forward(input::<9>(&dev, 7));
-    let (click, watch): (Tensor<(usize, Const<1>), f32, Cpu>, Tensor<(usize, Const<1>), f32, Cpu>) = (out.click, out.watch);
+    let (click, watch): (
+        Tensor<(usize, Const<1>), f32, Cpu>,
+        Tensor<(usize, Const<1>), f32, Cpu>,
+    ) = (out.click, out.watch);
     assert_eq!((click.shape().0, watch.shape().0), (7, 7));
 
     let model = dev.build_module::<FromSchema, f32>();
@@ -170,7 +207,6 @@ fn outputs_have_one_typed_field_per_task_for_a_batch_of_7() {
     assert_eq!(custom.forward(input::<5>(&dev, 7)).y.shape().0, 7);
 }
 
-
 #[test]
 fn one_backward_through_the_summed_task_losses_reaches_every_parameter() {
     let dev = Cpu::default();
@@ -178,9 +214,14 @@ fn one_backward_through_the_summed_task_losses_reaches_every_parameter() {
     let mut small = dev.build_module::<Small, f32>();
     let out = small.forward_mut(input::<9>(&dev, 7).traced(small.alloc_grads()));
     let ones: Tensor<(usize, Const<1>), f32, Cpu> = dev.ones_like(&(7, Const::<1>));
-    let loss = binary_cross_entropy_with_logits_loss(out.click, ones.clone()) + mse_loss(out.watch, ones);
+    let loss =
+        binary_cross_entropy_with_logits_loss(out.click, ones.clone()) + mse_loss(out.watch, ones);
     let grads = loss.backward();
-    assert_eq!(zero_gradient_tensors(&small, &grads), (0, 14), "(zero, total) gradient tensors");
+    assert_eq!(
+        zero_gradient_tensors(&small, &grads),
+        (0, 14),
+        "(zero, total) gradient tensors"
+    );
 
     let mut model = dev.build_module::<FromSchema, f32>();
     let out = model.forward_mut(input::<112>(&dev, 64).traced(model.alloc_grads()));
@@ -211,9 +252,15 @@ fn parameter_counts_equal_the_hand_computed_values() {
     let dev = Cpu::default();
     let dense = |i: usize, o: usize| i * o + o;
     let small = dev.build_module::<Small, f32>();
-    assert_eq!(small.body.num_trainable_params(), dense(9, 16) + dense(16, 8));
+    assert_eq!(
+        small.body.num_trainable_params(),
+        dense(9, 16) + dense(16, 8)
+    );
     assert_eq!(small.towers.click.num_trainable_params(), dense(8, 4));
-    assert_eq!(small.towers.watch.num_trainable_params(), dense(8, 6) + dense(6, 3));
+    assert_eq!(
+        small.towers.watch.num_trainable_params(),
+        dense(8, 6) + dense(6, 3)
+    );
     assert_eq!(small.heads.click.num_trainable_params(), dense(4, 1));
     assert_eq!(small.heads.watch.num_trainable_params(), dense(3, 1));
     assert_eq!(small.num_trainable_params(), 416);
@@ -221,12 +268,22 @@ fn parameter_counts_equal_the_hand_computed_values() {
     // Notebook model: input 8+8+48+40+8 = 112, mlp[32, 16], five Dense(1) heads.
     let model = dev.build_module::<FromSchema, f32>();
     assert_eq!(FromSchema::INPUT_WIDTH, 112);
-    assert_eq!(model.num_trainable_params(), dense(112, 32) + dense(32, 16) + 5 * dense(16, 1));
+    assert_eq!(
+        model.num_trainable_params(),
+        dense(112, 32) + dense(32, 16) + 5 * dense(16, 1)
+    );
 
     // Batch norm adds scale and bias per unit (running statistics are not trainable).
     let opts = dev.build_module::<Options, f32>();
-    assert_eq!(opts.body.num_trainable_params(), dense(5, 8) + 2 * 8 + dense(8, 6) + 2 * 6);
-    assert_eq!(NumParams::<f32, Cpu>::num_trainable_params(&opts.towers.rating), 0, "tower = none");
+    assert_eq!(
+        opts.body.num_trainable_params(),
+        dense(5, 8) + 2 * 8 + dense(8, 6) + 2 * 6
+    );
+    assert_eq!(
+        NumParams::<f32, Cpu>::num_trainable_params(&opts.towers.rating),
+        0,
+        "tower = none"
+    );
     assert_eq!(opts.heads.genre.num_trainable_params(), dense(5, 5));
 }
 
@@ -238,8 +295,14 @@ fn dropout_and_batch_norm_behave_differently_in_training() {
     let a = opts.forward(x.clone()).rating.as_vec();
     let b = opts.forward(x.clone()).rating.as_vec();
     assert_eq!(a, b, "inference is deterministic");
-    let c = opts.forward_mut(x.clone().traced(opts.alloc_grads())).rating.as_vec();
-    let d = opts.forward_mut(x.clone().traced(opts.alloc_grads())).rating.as_vec();
+    let c = opts
+        .forward_mut(x.clone().traced(opts.alloc_grads()))
+        .rating
+        .as_vec();
+    let d = opts
+        .forward_mut(x.clone().traced(opts.alloc_grads()))
+        .rating
+        .as_vec();
     assert_ne!(c, d, "training draws a new dropout mask each step");
     assert_ne!(a, c);
     // Training updated batch norm's running statistics, so inference changed too.
@@ -252,16 +315,39 @@ fn a_schema_inferred_model_equals_the_same_model_written_by_hand() {
     let (a, b) = (FromSchema::spec(), ByHand::spec());
     assert_eq!(a.features.len(), b.features.len());
     for (fa, fb) in a.features.iter().zip(b.features) {
-        assert_eq!((fa.name, fa.kind, fa.cardinality, fa.dim, fa.offset), (fb.name, fb.kind, fb.cardinality, fb.dim, fb.offset));
+        assert_eq!(
+            (fa.name, fa.kind, fa.cardinality, fa.dim, fa.offset),
+            (fb.name, fb.kind, fb.cardinality, fb.dim, fb.offset)
+        );
     }
-    assert_eq!(a.features.iter().map(|f| (f.name, f.dim)).collect::<Vec<_>>(),
-        [("age", 8), ("gender", 8), ("item_id", 48), ("user_id", 40), ("video_category", 8)]);
-    assert!(a.features.iter().all(|f| f.kind == FeatureKind::Categorical));
+    assert_eq!(
+        a.features
+            .iter()
+            .map(|f| (f.name, f.dim))
+            .collect::<Vec<_>>(),
+        [
+            ("age", 8),
+            ("gender", 8),
+            ("item_id", 48),
+            ("user_id", 40),
+            ("video_category", 8)
+        ]
+    );
+    assert!(a
+        .features
+        .iter()
+        .all(|f| f.kind == FeatureKind::Categorical));
     assert_eq!(a.tasks, b.tasks);
-    assert_eq!(a.tasks.iter().map(|t| t.output_name).collect::<Vec<_>>(), [
-        "click/binary_output", "follow/binary_output", "like/binary_output",
-        "share/binary_output", "watching_times/regression_output",
-    ]);
+    assert_eq!(
+        a.tasks.iter().map(|t| t.output_name).collect::<Vec<_>>(),
+        [
+            "click/binary_output",
+            "follow/binary_output",
+            "like/binary_output",
+            "share/binary_output",
+            "watching_times/regression_output",
+        ]
+    );
     assert_eq!(a.tasks[4].kind, TaskKind::Regression);
     assert_eq!(a.input_width, b.input_width);
     assert!(a.schema().unwrap().is_ok() && b.schema().is_none());
@@ -275,7 +361,10 @@ fn a_schema_inferred_model_equals_the_same_model_written_by_hand() {
     let mut by_hand = dev.build_module::<ByHand, f32>();
     by_hand.load_safetensors(&path).unwrap();
     let x = input::<112>(&dev, 7);
-    assert_eq!(inferred.forward(x.clone()).like.as_vec(), by_hand.forward(x).like.as_vec());
+    assert_eq!(
+        inferred.forward(x.clone()).like.as_vec(),
+        by_hand.forward(x).like.as_vec()
+    );
 }
 
 #[test]
@@ -287,7 +376,10 @@ fn save_then_load_gives_identical_outputs_and_dsl_parameter_names() {
     small.save_safetensors(&path).unwrap();
     let mut fresh = dev.build_module::<Small, f32>();
     let x = input::<9>(&dev, 7);
-    assert_ne!(small.forward(x.clone()).click.as_vec(), fresh.forward(x.clone()).click.as_vec());
+    assert_ne!(
+        small.forward(x.clone()).click.as_vec(),
+        fresh.forward(x.clone()).click.as_vec()
+    );
     fresh.load_safetensors(&path).unwrap();
     let (a, b) = (small.forward(x.clone()), fresh.forward(x));
     assert_eq!(a.click.as_vec(), b.click.as_vec());
@@ -296,29 +388,67 @@ fn save_then_load_gives_identical_outputs_and_dsl_parameter_names() {
     let bytes = std::fs::read(&path).unwrap();
     let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
-    let mut names: Vec<&str> = header.as_object().unwrap().keys().map(String::as_str).filter(|k| *k != "__metadata__").collect();
+    let mut names: Vec<&str> = header
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .filter(|k| *k != "__metadata__")
+        .collect();
     names.sort_unstable();
-    assert_eq!(names, [
-        "body.0.bias", "body.0.weight", "body.1.bias", "body.1.weight",
-        "heads.click.bias", "heads.click.weight", "heads.watch.bias", "heads.watch.weight",
-        "towers.click.0.bias", "towers.click.0.weight",
-        "towers.watch.0.bias", "towers.watch.0.weight", "towers.watch.1.bias", "towers.watch.1.weight",
-    ]);
+    assert_eq!(
+        names,
+        [
+            "body.0.bias",
+            "body.0.weight",
+            "body.1.bias",
+            "body.1.weight",
+            "heads.click.bias",
+            "heads.click.weight",
+            "heads.watch.bias",
+            "heads.watch.weight",
+            "towers.click.0.bias",
+            "towers.click.0.weight",
+            "towers.watch.0.bias",
+            "towers.watch.0.weight",
+            "towers.watch.1.bias",
+            "towers.watch.1.weight",
+        ]
+    );
 }
 
 #[test]
 fn the_spec_carries_loss_settings_and_metrics() {
     let spec = Small::spec();
     let click = spec.task("click").unwrap();
-    assert_eq!((click.loss_weight, click.class_weights), (2.0, Some((1.0, 5.0))));
-    assert_eq!(click.metrics, ["precision", "recall", "binary_accuracy", "auc"]);
+    assert_eq!(
+        (click.loss_weight, click.class_weights),
+        (2.0, Some((1.0, 5.0)))
+    );
+    assert_eq!(
+        click.metrics,
+        ["precision", "recall", "binary_accuracy", "auc"]
+    );
     assert_eq!(spec.task("watch").unwrap().sample_weights, ["click"]);
     assert_eq!(spec.task("watch").unwrap().tower, [6, 3]);
     let opts = Options::spec();
-    assert_eq!(opts.task("rating").unwrap().metrics, ["mean_absolute_error", "root_mean_squared_error"]);
-    assert_eq!(opts.task("buy").unwrap().weighted_metrics, ["auc", "logloss"]);
-    assert_eq!(opts.task("genre").unwrap().kind, TaskKind::Multiclass { classes: 5 });
-    assert_eq!(opts.tasks.iter().map(|t| t.name).collect::<Vec<_>>(), ["buy", "genre", "rating"], "ordered by name");
+    assert_eq!(
+        opts.task("rating").unwrap().metrics,
+        ["mean_absolute_error", "root_mean_squared_error"]
+    );
+    assert_eq!(
+        opts.task("buy").unwrap().weighted_metrics,
+        ["auc", "logloss"]
+    );
+    assert_eq!(
+        opts.task("genre").unwrap().kind,
+        TaskKind::Multiclass { classes: 5 }
+    );
+    assert_eq!(
+        opts.tasks.iter().map(|t| t.name).collect::<Vec<_>>(),
+        ["buy", "genre", "rating"],
+        "ordered by name"
+    );
     assert_eq!(opts.features[0].offset, 0);
     assert_eq!(opts.features[1].offset, 3, "a (width 3) then b");
 }
@@ -327,9 +457,29 @@ fn the_spec_carries_loss_settings_and_metrics() {
 fn the_summary_shows_blocks_shapes_and_parameter_counts() {
     let dev = Cpu::default();
     let text = dev.build_module::<FromSchema, f32>().to_string();
-    assert!(text.contains("FromSchema (input [B, 112], 5 tasks)"), "{text}");
-    assert!(text.contains("inputs.user_id") && text.contains("embedding 100001 x 40"), "{text}");
-    assert!(text.contains("mlp[32, 16] relu") && text.contains("[B, 112] -> [B, 16]") && text.contains("4144"), "{text}");
-    assert!(text.contains("heads.watching_times") && text.contains("watching_times/regression_output"), "{text}");
-    assert!(text.contains(&format!("total parameters:     {}", 100_001 * 40 + 179_281 * 48 + 6 * 8 * 2 + 11 * 8 + 4_144 + 5 * 17)), "{text}");
+    assert!(
+        text.contains("FromSchema (input [B, 112], 5 tasks)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("inputs.user_id") && text.contains("embedding 100001 x 40"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mlp[32, 16] relu")
+            && text.contains("[B, 112] -> [B, 16]")
+            && text.contains("4144"),
+        "{text}"
+    );
+    assert!(
+        text.contains("heads.watching_times") && text.contains("watching_times/regression_output"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "total parameters:     {}",
+            100_001 * 40 + 179_281 * 48 + 6 * 8 * 2 + 11 * 8 + 4_144 + 5 * 17
+        )),
+        "{text}"
+    );
 }

@@ -12,7 +12,9 @@ use mtl_runtime::spec::{canonical_metric, infer_embedding_dim};
 use proc_macro2::Span;
 use syn::Ident;
 
-use crate::model::{Activation, Body, Feature, FeatureKind, Mlp, Model, SchemaFile, Task, TaskKind};
+use crate::model::{
+    Activation, Body, Feature, FeatureKind, Mlp, Model, SchemaFile, Task, TaskKind,
+};
 use crate::parse::{Arg, Call, Entry, ModelDef, Value};
 
 const SECTIONS: [&str; 6] = ["schema", "inputs", "exclude", "body", "towers", "tasks"];
@@ -48,18 +50,28 @@ impl<'a> Options<'a> {
                     Arg::Keyed { key, value } => (key, Some(value)),
                     Arg::Flag(key) => (key, None),
                     Arg::Positional(v) => {
-                        errors.at(v.span(), format!("expected `name = value` in the options of {what}"));
+                        errors.at(
+                            v.span(),
+                            format!("expected `name = value` in the options of {what}"),
+                        );
                         continue;
                     }
                 };
                 if !seen.insert(key.to_string()) {
-                    errors.at(key.span(), format!("option `{key}` is given twice in {what}; keep one"));
+                    errors.at(
+                        key.span(),
+                        format!("option `{key}` is given twice in {what}; keep one"),
+                    );
                     continue;
                 }
                 items.push((key, value));
             }
         }
-        Options { what: what.to_string(), items, used: HashSet::new() }
+        Options {
+            what: what.to_string(),
+            items,
+            used: HashSet::new(),
+        }
     }
 
     fn take(&mut self, name: &str) -> Option<(&'a Ident, Option<&'a Value>)> {
@@ -76,7 +88,11 @@ impl<'a> Options<'a> {
             if !self.used.contains(&key.to_string()) {
                 errors.at(
                     key.span(),
-                    format!("unknown option `{key}` for {}; accepted: {}", self.what, accepted.join(", ")),
+                    format!(
+                        "unknown option `{key}` for {}; accepted: {}",
+                        self.what,
+                        accepted.join(", ")
+                    ),
                 );
             }
         }
@@ -85,7 +101,11 @@ impl<'a> Options<'a> {
 
 fn positive_int(value: Option<&Value>, key: &Ident, errors: &mut Errors) -> Option<usize> {
     match value {
-        Some(Value::Int { lit, negative: false, .. }) => match lit.base10_parse::<usize>() {
+        Some(Value::Int {
+            lit,
+            negative: false,
+            ..
+        }) => match lit.base10_parse::<usize>() {
             Ok(0) => {
                 errors.at(lit.span(), format!("`{key}` must be at least 1"));
                 None
@@ -97,7 +117,10 @@ fn positive_int(value: Option<&Value>, key: &Ident, errors: &mut Errors) -> Opti
             }
         },
         Some(v) => {
-            errors.at(v.span(), format!("`{key}` must be a positive integer, found {}", v.describe()));
+            errors.at(
+                v.span(),
+                format!("`{key}` must be a positive integer, found {}", v.describe()),
+            );
             None
         }
         None => {
@@ -115,7 +138,10 @@ fn flag(value: Option<&Value>, key: &Ident, errors: &mut Errors) -> bool {
             Some("true") => true,
             Some("false") => false,
             _ => {
-                errors.at(v.span(), format!("`{key}` is `true` or `false` (or write `{key}` alone)"));
+                errors.at(
+                    v.span(),
+                    format!("`{key}` is `true` or `false` (or write `{key}` alone)"),
+                );
                 false
             }
         },
@@ -131,7 +157,10 @@ fn weight(value: Option<&Value>, key: &Ident, errors: &mut Errors) -> Option<f64
     match v.as_f64() {
         Some(x) if x.is_finite() && x >= 0.0 => Some(x),
         Some(x) if x < 0.0 => {
-            errors.at(v.span(), format!("`{key}` cannot be negative ({x}); use 0.0 to switch a loss off"));
+            errors.at(
+                v.span(),
+                format!("`{key}` cannot be negative ({x}); use 0.0 to switch a loss off"),
+            );
             None
         }
         _ => {
@@ -140,9 +169,18 @@ fn weight(value: Option<&Value>, key: &Ident, errors: &mut Errors) -> Option<f64
                 s == "nan" || s == "inf" || s == "infinity"
             });
             if nan {
-                errors.at(v.span(), format!("`{key}` must be a finite number, not NaN or infinity"));
+                errors.at(
+                    v.span(),
+                    format!("`{key}` must be a finite number, not NaN or infinity"),
+                );
             } else {
-                errors.at(v.span(), format!("`{key}` must be a number such as 1.0, found {}", v.describe()));
+                errors.at(
+                    v.span(),
+                    format!(
+                        "`{key}` must be a number such as 1.0, found {}",
+                        v.describe()
+                    ),
+                );
             }
             None
         }
@@ -155,20 +193,38 @@ pub fn resolve(def: &ModelDef) -> (Option<Model>, Errors) {
     for entry in &def.sections {
         let key = entry.key.to_string();
         if !SECTIONS.contains(&key.as_str()) {
-            errors.at(entry.key.span(), format!("unknown section `{key}`; sections are: {}", SECTIONS.join(", ")));
+            errors.at(
+                entry.key.span(),
+                format!(
+                    "unknown section `{key}`; sections are: {}",
+                    SECTIONS.join(", ")
+                ),
+            );
         } else if sections.contains_key(&key) {
-            errors.at(entry.key.span(), format!("section `{key}` is given twice; keep one"));
+            errors.at(
+                entry.key.span(),
+                format!("section `{key}` is given twice; keep one"),
+            );
         } else {
             sections.insert(key, entry);
         }
     }
 
-    let schema = sections.get("schema").and_then(|e| load_schema(&e.value, &mut errors));
-    let excluded = sections.get("exclude").map(|e| exclude(&e.value, schema.as_ref(), &mut errors)).unwrap_or_default();
+    let schema = sections
+        .get("schema")
+        .and_then(|e| load_schema(&e.value, &mut errors));
+    // A schema that failed to load was already reported; do not also complain about what it
+    // would have provided (inputs, tasks).
+    let schema_failed = sections.contains_key("schema") && schema.is_none();
+    let excluded = sections
+        .get("exclude")
+        .map(|e| exclude(&e.value, schema.as_ref(), &mut errors))
+        .unwrap_or_default();
     let features = match sections.get("inputs") {
         Some(e) => explicit_inputs(&e.value, schema.as_ref(), &mut errors),
         None => match &schema {
             Some((_, s)) => schema_inputs(s, &excluded, def, &mut errors),
+            None if schema_failed => Vec::new(),
             None => {
                 errors.at(def.name.span(), "the model has no inputs: add an `inputs: { .. }` section or a `schema: \"..\"` to infer them from");
                 Vec::new()
@@ -178,16 +234,30 @@ pub fn resolve(def: &ModelDef) -> (Option<Model>, Errors) {
     let body = match sections.get("body") {
         Some(e) => body(&e.value, &mut errors),
         None => {
-            errors.at(def.name.span(), "missing `body:` section, e.g. `body: mlp[32, 16]` or `body: identity`");
+            errors.at(
+                def.name.span(),
+                "missing `body:` section, e.g. `body: mlp[32, 16]` or `body: identity`",
+            );
             None
         }
     };
-    let default_tower = sections.get("towers").and_then(|e| mlp_value(&e.value, "`towers`", &mut errors));
+    let default_tower = sections
+        .get("towers")
+        .and_then(|e| mlp_value(&e.value, "`towers`", &mut errors));
     let inputs: HashSet<String> = features.iter().map(|f| f.name.clone()).collect();
     let tasks = match sections.get("tasks") {
-        Some(e) => explicit_tasks(&e.value, schema.as_ref(), &inputs, &default_tower, &mut errors),
+        Some(e) => explicit_tasks(
+            &e.value,
+            schema.as_ref(),
+            &inputs,
+            &default_tower,
+            &mut errors,
+        ),
         None => match &schema {
-            Some((lit_span, s)) => schema_tasks(s, *lit_span, &excluded, &default_tower, &mut errors),
+            Some((lit_span, s)) => {
+                schema_tasks(s, *lit_span, &excluded, &default_tower, &mut errors)
+            }
+            None if schema_failed => Vec::new(),
             None => {
                 errors.at(def.name.span(), "the model has no tasks: add a `tasks: { .. }` section or a `schema: \"..\"` to infer them from its targets");
                 Vec::new()
@@ -201,9 +271,9 @@ pub fn resolve(def: &ModelDef) -> (Option<Model>, Errors) {
         return (None, errors);
     }
     let schema = sections.get("schema").and_then(|e| match &e.value {
-        Value::Str(s) => Some(SchemaFile {
+        Value::Str(s) => resolve_schema_path(s).ok().map(|abs| SchemaFile {
             path: s.value(),
-            absolute: manifest_dir().join(s.value()).display().to_string(),
+            absolute: abs.display().to_string(),
         }),
         _ => None,
     });
@@ -220,7 +290,29 @@ pub fn resolve(def: &ModelDef) -> (Option<Model>, Errors) {
 }
 
 fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map(Into::into).unwrap_or_default()
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(Into::into)
+        .unwrap_or_default()
+}
+
+/// Where a schema path points: relative to CARGO_MANIFEST_DIR, or failing that to the file
+/// invoking the macro (as `include_str!` resolves paths).
+pub fn resolve_schema_path(lit: &syn::LitStr) -> Result<std::path::PathBuf, String> {
+    let rel = lit.value();
+    if Path::new(&rel).is_absolute() {
+        return Err("the schema path must be relative to the crate root (CARGO_MANIFEST_DIR) so that the build works on every machine".into());
+    }
+    let from_manifest = manifest_dir().join(&rel);
+    if from_manifest.is_file() {
+        return Ok(from_manifest);
+    }
+    let from_file = lit
+        .span()
+        .unwrap()
+        .local_file()
+        .and_then(|f| f.parent().map(|d| d.join(&rel)))
+        .filter(|p| p.is_file());
+    from_file.ok_or_else(|| format!("schema file `{rel}` not found relative to the crate root (CARGO_MANIFEST_DIR) nor to this source file"))
 }
 
 fn load_schema(value: &Value, errors: &mut Errors) -> Option<(Span, Schema)> {
@@ -228,21 +320,27 @@ fn load_schema(value: &Value, errors: &mut Errors) -> Option<(Span, Schema)> {
         errors.at(value.span(), "`schema` is a path in quotes, relative to the crate root: `schema: \"data/schema.json\"`");
         return None;
     };
+    let path = match resolve_schema_path(lit) {
+        Ok(p) => p,
+        Err(msg) => {
+            errors.at(lit.span(), msg);
+            return None;
+        }
+    };
     let rel = lit.value();
-    if Path::new(&rel).is_absolute() {
-        errors.at(lit.span(), "the schema path must be relative to the crate root (CARGO_MANIFEST_DIR) so that the build works on every machine");
-        return None;
-    }
-    let path = manifest_dir().join(&rel);
-    if !path.is_file() {
-        errors.at(lit.span(), format!("schema file not found: `{rel}` (looked for {})", path.display()));
-        return None;
-    }
     match Schema::from_file(&path) {
         Ok(s) => Some((lit.span(), s)),
         Err(e) => {
-            let what = if rel.ends_with(".json") { "JSON" } else { "pbtxt" };
-            errors.at(lit.span(), format!("cannot read the schema ({what}): {}", e.to_string().replace(&manifest_dir().display().to_string(), "")));
+            let what = if rel.ends_with(".json") {
+                "JSON"
+            } else {
+                "pbtxt"
+            };
+            let shown = e.to_string().replace(&path.display().to_string(), &rel);
+            errors.at(
+                lit.span(),
+                format!("cannot read the schema ({what}): {shown}"),
+            );
             None
         }
     }
@@ -251,7 +349,10 @@ fn load_schema(value: &Value, errors: &mut Errors) -> Option<(Span, Schema)> {
 fn exclude(value: &Value, schema: Option<&(Span, Schema)>, errors: &mut Errors) -> HashSet<String> {
     let mut out = HashSet::new();
     let Value::List { items, .. } = value else {
-        errors.at(value.span(), "`exclude` is a list of column names: `exclude: [like, share]`");
+        errors.at(
+            value.span(),
+            "`exclude` is a list of column names: `exclude: [like, share]`",
+        );
         return out;
     };
     for item in items {
@@ -260,10 +361,17 @@ fn exclude(value: &Value, schema: Option<&(Span, Schema)>, errors: &mut Errors) 
             continue;
         };
         match schema {
-            None => errors.at(name.span(), "`exclude` drops schema columns, but the model has no `schema`"),
-            Some((_, s)) if !s.contains(&name.to_string()) => {
-                errors.at(name.span(), format!("`{name}` is not a column of the schema; columns: {}", s.column_names().join(", ")))
-            }
+            None => errors.at(
+                name.span(),
+                "`exclude` drops schema columns, but the model has no `schema`",
+            ),
+            Some((_, s)) if !s.contains(&name.to_string()) => errors.at(
+                name.span(),
+                format!(
+                    "`{name}` is not a column of the schema; columns: {}",
+                    s.column_names().join(", ")
+                ),
+            ),
             _ => {
                 out.insert(name.to_string());
             }
@@ -276,33 +384,55 @@ fn is_target(s: &Schema, name: &str) -> bool {
     s.get(name).is_some_and(|c| c.has_tag(&Tag::Target))
 }
 
-fn explicit_inputs(value: &Value, schema: Option<&(Span, Schema)>, errors: &mut Errors) -> Vec<Feature> {
+fn explicit_inputs(
+    value: &Value,
+    schema: Option<&(Span, Schema)>,
+    errors: &mut Errors,
+) -> Vec<Feature> {
     let Value::Map { entries, .. } = value else {
-        errors.at(value.span(), "`inputs` is a block: `inputs: { user_id: categorical(dim = 32), price: continuous }`");
+        errors.at(
+            value.span(),
+            "`inputs` is a block: `inputs: { user_id: categorical(dim = 32), price: continuous }`",
+        );
         return Vec::new();
     };
     let mut features: Vec<Feature> = Vec::new();
     for entry in entries {
         let name = entry.key.to_string();
         if features.iter().any(|f| f.name == name) {
-            errors.at(entry.key.span(), format!("input `{name}` is declared twice"));
+            errors.at(
+                entry.key.span(),
+                format!("input `{name}` is declared twice"),
+            );
             continue;
         }
         let column = schema.and_then(|(_, s)| s.get(&name));
         if let Some((_, s)) = schema {
             if column.is_none() {
-                errors.at(entry.key.span(), format!("input `{name}` is not a column of the schema; columns: {}", s.column_names().join(", ")));
+                errors.at(
+                    entry.key.span(),
+                    format!(
+                        "input `{name}` is not a column of the schema; columns: {}",
+                        s.column_names().join(", ")
+                    ),
+                );
                 continue;
             }
             if is_target(s, &name) {
-                errors.at(entry.key.span(), format!("`{name}` is a target in the schema and cannot also be an input"));
+                errors.at(
+                    entry.key.span(),
+                    format!("`{name}` is a target in the schema and cannot also be an input"),
+                );
                 continue;
             }
         }
         let call = match &entry.value {
             Value::Call(c) if c.brackets.is_none() => c,
             other => {
-                errors.at(other.span(), "expected `categorical(..)` or `continuous(..)`");
+                errors.at(
+                    other.span(),
+                    "expected `categorical(..)` or `continuous(..)`",
+                );
                 continue;
             }
         };
@@ -314,7 +444,11 @@ fn explicit_inputs(value: &Value, schema: Option<&(Span, Schema)>, errors: &mut 
                     None => match column.and_then(|c| c.cardinality()) {
                         Some(c) => Some(c),
                         None => {
-                            let why = if column.is_some() { "its schema column has no int domain" } else { "there is no schema" };
+                            let why = if column.is_some() {
+                                "its schema column has no int domain"
+                            } else {
+                                "there is no schema"
+                            };
                             errors.at(entry.key.span(), format!("the cardinality of `{name}` is unknown ({why}): write `categorical(cardinality = N)`"));
                             None
                         }
@@ -326,8 +460,17 @@ fn explicit_inputs(value: &Value, schema: Option<&(Span, Schema)>, errors: &mut 
                 };
                 opts.finish(&["cardinality", "dim"], errors);
                 if let (Some(cardinality), Some(dim)) = (cardinality, dim) {
-                    let table = column.map(|c| c.table_name().to_string()).unwrap_or_else(|| name.clone());
-                    features.push(Feature { name, kind: FeatureKind::Categorical { cardinality, dim, table } });
+                    let table = column
+                        .map(|c| c.table_name().to_string())
+                        .unwrap_or_else(|| name.clone());
+                    features.push(Feature {
+                        name,
+                        kind: FeatureKind::Categorical {
+                            cardinality,
+                            dim,
+                            table,
+                        },
+                    });
                 }
             }
             "continuous" => {
@@ -338,10 +481,16 @@ fn explicit_inputs(value: &Value, schema: Option<&(Span, Schema)>, errors: &mut 
                 };
                 opts.finish(&["width"], errors);
                 if let Some(width) = width {
-                    features.push(Feature { name, kind: FeatureKind::Continuous { width } });
+                    features.push(Feature {
+                        name,
+                        kind: FeatureKind::Continuous { width },
+                    });
                 }
             }
-            other => errors.at(call.name.span(), format!("unknown input kind `{other}`; expected `categorical` or `continuous`")),
+            other => errors.at(
+                call.name.span(),
+                format!("unknown input kind `{other}`; expected `categorical` or `continuous`"),
+            ),
         }
     }
     features.sort_by(|a, b| a.name.cmp(&b.name));
@@ -349,9 +498,17 @@ fn explicit_inputs(value: &Value, schema: Option<&(Span, Schema)>, errors: &mut 
 }
 
 /// Merlin's InputBlockV2: every non-target categorical or continuous column.
-fn schema_inputs(s: &Schema, excluded: &HashSet<String>, def: &ModelDef, errors: &mut Errors) -> Vec<Feature> {
+fn schema_inputs(
+    s: &Schema,
+    excluded: &HashSet<String>,
+    def: &ModelDef,
+    errors: &mut Errors,
+) -> Vec<Feature> {
     let mut features = Vec::new();
-    for c in s.excluding_by_tag(&[Tag::Target, Tag::BinaryClassification, Tag::Regression]).columns() {
+    for c in s
+        .excluding_by_tag(&[Tag::Target, Tag::BinaryClassification, Tag::Regression])
+        .columns()
+    {
         if excluded.contains(&c.name) {
             continue;
         }
@@ -364,7 +521,10 @@ fn schema_inputs(s: &Schema, excluded: &HashSet<String>, def: &ModelDef, errors:
                 None => errors.at(def.name.span(), format!("schema column `{}` is categorical but has no int domain, so its cardinality is unknown; declare it in `inputs` with `cardinality = N` or `exclude` it", c.name)),
             }
         } else if c.has_tag(&Tag::Continuous) {
-            features.push(Feature { name: c.name.clone(), kind: FeatureKind::Continuous { width: 1 } });
+            features.push(Feature {
+                name: c.name.clone(),
+                kind: FeatureKind::Continuous { width: 1 },
+            });
         }
     }
     features.sort_by(|a, b| a.name.cmp(&b.name));
@@ -375,7 +535,10 @@ fn mlp_value(value: &Value, what: &str, errors: &mut Errors) -> Option<Mlp> {
     match value {
         Value::Call(call) if call.name == "mlp" => mlp(call, what, errors),
         other => {
-            errors.at(other.span(), format!("{what} must be an MLP, e.g. `mlp[32, 16]`"));
+            errors.at(
+                other.span(),
+                format!("{what} must be an MLP, e.g. `mlp[32, 16]`"),
+            );
             None
         }
     }
@@ -383,22 +546,38 @@ fn mlp_value(value: &Value, what: &str, errors: &mut Errors) -> Option<Mlp> {
 
 fn mlp(call: &Call, what: &str, errors: &mut Errors) -> Option<Mlp> {
     let Some((bracket_span, items)) = &call.brackets else {
-        errors.at(call.name.span(), "an MLP lists its layer widths: `mlp[32, 16]`");
+        errors.at(
+            call.name.span(),
+            "an MLP lists its layer widths: `mlp[32, 16]`",
+        );
         return None;
     };
     let mut ok = true;
     if items.is_empty() {
-        errors.at(*bracket_span, "an MLP needs at least one layer: `mlp[32, 16]`");
+        errors.at(
+            *bracket_span,
+            "an MLP needs at least one layer: `mlp[32, 16]`",
+        );
         ok = false;
     }
     if items.len() > MAX_MLP_LAYERS {
-        errors.at(*bracket_span, format!("an MLP has at most {MAX_MLP_LAYERS} layers here ({} given)", items.len()));
+        errors.at(
+            *bracket_span,
+            format!(
+                "an MLP has at most {MAX_MLP_LAYERS} layers here ({} given)",
+                items.len()
+            ),
+        );
         ok = false;
     }
     let mut widths = Vec::new();
     for item in items {
         match item {
-            Value::Int { lit, negative: false, .. } => match lit.base10_parse::<usize>() {
+            Value::Int {
+                lit,
+                negative: false,
+                ..
+            } => match lit.base10_parse::<usize>() {
                 Ok(0) => {
                     errors.at(lit.span(), "a layer width must be at least 1");
                     ok = false;
@@ -417,17 +596,31 @@ fn mlp(call: &Call, what: &str, errors: &mut Errors) -> Option<Mlp> {
     }
     let mut opts = Options::new(call, what, errors);
     let activation = match opts.take("activation") {
-        Some((key, Some(v))) => match v.as_ident().and_then(|i| Activation::parse(&i.to_string())) {
-            Some(a) => a,
-            None => {
-                let shown = v.as_ident().map(|i| i.to_string()).unwrap_or_else(|| v.describe().to_string());
-                errors.at(v.span(), format!("unknown activation `{shown}`; expected one of: {}", Activation::NAMES.join(", ")));
-                let _ = key;
-                Activation::Relu
+        Some((key, Some(v))) => {
+            match v.as_ident().and_then(|i| Activation::parse(&i.to_string())) {
+                Some(a) => a,
+                None => {
+                    let shown = v
+                        .as_ident()
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| v.describe().to_string());
+                    errors.at(
+                        v.span(),
+                        format!(
+                            "unknown activation `{shown}`; expected one of: {}",
+                            Activation::NAMES.join(", ")
+                        ),
+                    );
+                    let _ = key;
+                    Activation::Relu
+                }
             }
-        },
+        }
         Some((key, None)) => {
-            errors.at(key.span(), "`activation` needs a value: `activation = relu`");
+            errors.at(
+                key.span(),
+                "`activation` needs a value: `activation = relu`",
+            );
             Activation::Relu
         }
         None => Activation::Relu,
@@ -437,28 +630,55 @@ fn mlp(call: &Call, what: &str, errors: &mut Errors) -> Option<Mlp> {
             Some(p) if (0.0..1.0).contains(&p) => {
                 let permille = (p * 1000.0).round();
                 if (permille - p * 1000.0).abs() > 1e-9 {
-                    errors.at(v.map_or(key.span(), Value::span), "a dropout rate is a multiple of 0.001");
+                    errors.at(
+                        v.map_or(key.span(), Value::span),
+                        "a dropout rate is a multiple of 0.001",
+                    );
                 }
                 permille as u16
             }
             _ => {
-                errors.at(v.map_or(key.span(), Value::span), "`dropout` is a rate in [0, 1), e.g. `dropout = 0.1`");
+                errors.at(
+                    v.map_or(key.span(), Value::span),
+                    "`dropout` is a rate in [0, 1), e.g. `dropout = 0.1`",
+                );
                 0
             }
         },
         None => 0,
     };
-    let batch_norm = opts.take("batch_norm").is_some_and(|(k, v)| flag(v, k, errors));
-    let no_activation_last_layer = opts.take("no_activation_last_layer").is_some_and(|(k, v)| flag(v, k, errors));
-    opts.finish(&["activation", "dropout", "batch_norm", "no_activation_last_layer"], errors);
-    ok.then_some(Mlp { widths, activation, dropout, batch_norm, no_activation_last_layer })
+    let batch_norm = opts
+        .take("batch_norm")
+        .is_some_and(|(k, v)| flag(v, k, errors));
+    let no_activation_last_layer = opts
+        .take("no_activation_last_layer")
+        .is_some_and(|(k, v)| flag(v, k, errors));
+    opts.finish(
+        &[
+            "activation",
+            "dropout",
+            "batch_norm",
+            "no_activation_last_layer",
+        ],
+        errors,
+    );
+    ok.then_some(Mlp {
+        widths,
+        activation,
+        dropout,
+        batch_norm,
+        no_activation_last_layer,
+    })
 }
 
 fn body(value: &Value, errors: &mut Errors) -> Option<Body> {
     let call = match value {
         Value::Call(c) => c,
         other => {
-            errors.at(other.span(), "expected a body: `mlp[..]`, `identity` or `custom(Block, width = N)`");
+            errors.at(
+                other.span(),
+                "expected a body: `mlp[..]`, `identity` or `custom(Block, width = N)`",
+            );
             return None;
         }
     };
@@ -472,7 +692,10 @@ fn body(value: &Value, errors: &mut Errors) -> Option<Body> {
         }
         "custom" => {
             let Some((span, args)) = &call.args else {
-                errors.at(call.name.span(), "write `custom(Block, width = N)`: your block type and its output width");
+                errors.at(
+                    call.name.span(),
+                    "write `custom(Block, width = N)`: your block type and its output width",
+                );
                 return None;
             };
             let mut ty = None;
@@ -485,18 +708,32 @@ fn body(value: &Value, errors: &mut Errors) -> Option<Body> {
                         None => errors.at(v.span(), "expected your block's type"),
                     },
                     Arg::Flag(i) if ty.is_none() => ty = Some(syn::parse_quote!(#i)),
-                    Arg::Keyed { key, value } if key == "width" => width = positive_int(Some(value), key, errors),
-                    Arg::Keyed { key, .. } | Arg::Flag(key) => errors.at(key.span(), format!("unknown option `{key}` for `custom`; accepted: width")),
+                    Arg::Keyed { key, value } if key == "width" => {
+                        width = positive_int(Some(value), key, errors)
+                    }
+                    Arg::Keyed { key, .. } | Arg::Flag(key) => errors.at(
+                        key.span(),
+                        format!("unknown option `{key}` for `custom`; accepted: width"),
+                    ),
                     Arg::Positional(v) => errors.at(v.span(), "`custom` takes one block type"),
                 }
             }
             if ty.is_none() {
-                errors.at(*span, "`custom` needs your block's type first: `custom(Block, width = N)`");
+                errors.at(
+                    *span,
+                    "`custom` needs your block's type first: `custom(Block, width = N)`",
+                );
             }
             if width.is_none() && ty.is_some() {
-                errors.at(*span, "`custom` needs the block's output width: `custom(Block, width = N)`");
+                errors.at(
+                    *span,
+                    "`custom` needs the block's output width: `custom(Block, width = N)`",
+                );
             }
-            Some(Body::Custom { ty: ty?, width: width? })
+            Some(Body::Custom {
+                ty: ty?,
+                width: width?,
+            })
         }
         moe @ ("mmoe" | "moe" | "cgc" | "ple") => {
             errors.at(call.name.span(), format!("`{moe}` bodies are not available yet (mixture-of-experts support is on the roadmap); use `mlp[..]` for now"));
@@ -509,16 +746,28 @@ fn body(value: &Value, errors: &mut Errors) -> Option<Body> {
     }
 }
 
-fn metric_list(value: Option<&Value>, key: &Ident, kind: TaskKind, task: &str, errors: &mut Errors) -> Vec<&'static str> {
+fn metric_list(
+    value: Option<&Value>,
+    key: &Ident,
+    kind: TaskKind,
+    task: &str,
+    errors: &mut Errors,
+) -> Vec<&'static str> {
     let items: Vec<&Value> = match value {
         Some(Value::List { items, .. }) => items.iter().collect(),
         Some(v) if v.as_ident().is_some() => vec![v],
         Some(v) => {
-            errors.at(v.span(), format!("`{key}` is a list of metric names: `{key} = [auc, precision]`"));
+            errors.at(
+                v.span(),
+                format!("`{key}` is a list of metric names: `{key} = [auc, precision]`"),
+            );
             return Vec::new();
         }
         None => {
-            errors.at(key.span(), format!("`{key}` needs a value: `{key} = [auc]`"));
+            errors.at(
+                key.span(),
+                format!("`{key}` needs a value: `{key} = [auc]`"),
+            );
             return Vec::new();
         }
     };
@@ -537,8 +786,22 @@ fn metric_list(value: Option<&Value>, key: &Ident, kind: TaskKind, task: &str, e
                     out.push(m);
                 }
             }
-            Some(m) => errors.at(ident.span(), format!("metric `{m}` does not fit {} task `{task}`; it accepts: {}", kind_name(kind), accepted.join(", "))),
-            None => errors.at(ident.span(), format!("unknown metric `{ident}`; {} tasks accept: {}", kind_name(kind), accepted.join(", "))),
+            Some(m) => errors.at(
+                ident.span(),
+                format!(
+                    "metric `{m}` does not fit {} task `{task}`; it accepts: {}",
+                    kind_name(kind),
+                    accepted.join(", ")
+                ),
+            ),
+            None => errors.at(
+                ident.span(),
+                format!(
+                    "unknown metric `{ident}`; {} tasks accept: {}",
+                    kind_name(kind),
+                    accepted.join(", ")
+                ),
+            ),
         }
     }
     out
@@ -552,9 +815,18 @@ fn kind_name(kind: TaskKind) -> &'static str {
     }
 }
 
-fn explicit_tasks(value: &Value, schema: Option<&(Span, Schema)>, inputs: &HashSet<String>, default_tower: &Option<Mlp>, errors: &mut Errors) -> Vec<Task> {
+fn explicit_tasks(
+    value: &Value,
+    schema: Option<&(Span, Schema)>,
+    inputs: &HashSet<String>,
+    default_tower: &Option<Mlp>,
+    errors: &mut Errors,
+) -> Vec<Task> {
     let Value::Map { entries, .. } = value else {
-        errors.at(value.span(), "`tasks` is a block: `tasks: { click: binary, watching_times: regression }`");
+        errors.at(
+            value.span(),
+            "`tasks` is a block: `tasks: { click: binary, watching_times: regression }`",
+        );
         return Vec::new();
     };
     let task_names: HashSet<String> = entries.iter().map(|e| e.key.to_string()).collect();
@@ -568,7 +840,10 @@ fn explicit_tasks(value: &Value, schema: Option<&(Span, Schema)>, inputs: &HashS
         let call = match &entry.value {
             Value::Call(c) if c.brackets.is_none() => c,
             other => {
-                errors.at(other.span(), "expected a task kind: `binary`, `regression` or `multiclass(classes = N)`");
+                errors.at(
+                    other.span(),
+                    "expected a task kind: `binary`, `regression` or `multiclass(classes = N)`",
+                );
                 continue;
             }
         };
@@ -599,10 +874,19 @@ fn explicit_tasks(value: &Value, schema: Option<&(Span, Schema)>, inputs: &HashS
                 _ => {}
             }
         }
-        let loss_weight = opts.take("loss_weight").and_then(|(k, v)| weight(v, k, errors)).unwrap_or(1.0);
+        let loss_weight = opts
+            .take("loss_weight")
+            .and_then(|(k, v)| weight(v, k, errors))
+            .unwrap_or(1.0);
         let class_weights = opts.take("class_weights").and_then(|(k, v)| {
             if kind != TaskKind::Binary {
-                errors.at(k.span(), format!("`class_weights` applies to binary tasks only; `{name}` is a {} task", kind_name(kind)));
+                errors.at(
+                    k.span(),
+                    format!(
+                        "`class_weights` applies to binary tasks only; `{name}` is a {} task",
+                        kind_name(kind)
+                    ),
+                );
                 return None;
             }
             match v {
@@ -612,7 +896,10 @@ fn explicit_tasks(value: &Value, schema: Option<&(Span, Schema)>, inputs: &HashS
                     Some((neg, pos))
                 }
                 other => {
-                    errors.at(other.map_or(k.span(), Value::span), "`class_weights` is `(negative, positive)`, e.g. `(1.0, 5.0)`");
+                    errors.at(
+                        other.map_or(k.span(), Value::span),
+                        "`class_weights` is `(negative, positive)`, e.g. `(1.0, 5.0)`",
+                    );
                     None
                 }
             }
@@ -668,7 +955,14 @@ fn explicit_tasks(value: &Value, schema: Option<&(Span, Schema)>, inputs: &HashS
             }
             None => default_tower.clone(),
         };
-        let mut accepted = vec!["loss_weight", "class_weights", "sample_weight", "metrics", "weighted_metrics", "tower"];
+        let mut accepted = vec![
+            "loss_weight",
+            "class_weights",
+            "sample_weight",
+            "metrics",
+            "weighted_metrics",
+            "tower",
+        ];
         if matches!(kind, TaskKind::Multiclass(_)) {
             accepted.push("classes");
         }
@@ -691,7 +985,13 @@ fn explicit_tasks(value: &Value, schema: Option<&(Span, Schema)>, inputs: &HashS
 }
 
 /// Merlin's OutputBlock: every TARGET column, its kind from its tags.
-fn schema_tasks(s: &Schema, span: Span, excluded: &HashSet<String>, default_tower: &Option<Mlp>, errors: &mut Errors) -> Vec<Task> {
+fn schema_tasks(
+    s: &Schema,
+    span: Span,
+    excluded: &HashSet<String>,
+    default_tower: &Option<Mlp>,
+    errors: &mut Errors,
+) -> Vec<Task> {
     let mut tasks = Vec::new();
     for c in s.select_by_tag(&[Tag::Target]).columns() {
         if excluded.contains(&c.name) {

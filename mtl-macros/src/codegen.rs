@@ -24,7 +24,14 @@ fn mlp_type(m: &Mlp, input: usize) -> TokenStream {
     let layers = m.widths.iter().enumerate().map(|(i, &w)| {
         let last = i + 1 == m.widths.len();
         let linear_last = last && m.no_activation_last_layer;
-        let act = format_ident!("{}", if linear_last { "Linear" } else { m.activation.type_name() });
+        let act = format_ident!(
+            "{}",
+            if linear_last {
+                "Linear"
+            } else {
+                m.activation.type_name()
+            }
+        );
         let drop = if linear_last { 0 } else { m.dropout };
         let norm = if m.batch_norm {
             quote!(#p::dfdx::nn::modules::BatchNorm1D<#w, E, D>)
@@ -88,10 +95,19 @@ pub fn expand(model: &Model) -> TokenStream {
     let features = model.features.iter().map(|f| {
         let fname = &f.name;
         let (kind, cardinality, dim, table) = match &f.kind {
-            FeatureKind::Categorical { cardinality, dim, table } => {
-                (quote!(Categorical), *cardinality as usize, *dim, table.clone())
+            FeatureKind::Categorical {
+                cardinality,
+                dim,
+                table,
+            } => (
+                quote!(Categorical),
+                *cardinality as usize,
+                *dim,
+                table.clone(),
+            ),
+            FeatureKind::Continuous { width } => {
+                (quote!(Continuous), 0usize, *width, fname.clone())
             }
-            FeatureKind::Continuous { width } => (quote!(Continuous), 0usize, *width, fname.clone()),
         };
         let off = offset;
         offset += dim;
@@ -135,9 +151,15 @@ pub fn expand(model: &Model) -> TokenStream {
     let (schema_path, schema_text) = match &model.schema {
         Some(s) => {
             let (path, abs) = (&s.path, &s.absolute);
-            (quote!(::core::option::Option::Some(#path)), quote!(::core::option::Option::Some(include_str!(#abs))))
+            (
+                quote!(::core::option::Option::Some(#path)),
+                quote!(::core::option::Option::Some(include_str!(#abs))),
+            )
         }
-        None => (quote!(::core::option::Option::None), quote!(::core::option::Option::None)),
+        None => (
+            quote!(::core::option::Option::None),
+            quote!(::core::option::Option::None),
+        ),
     };
 
     // ---------------------------------------------------------------- types
@@ -181,7 +203,11 @@ pub fn expand(model: &Model) -> TokenStream {
         }
     };
 
-    let task_idents: Vec<Ident> = model.tasks.iter().map(|t| Ident::new(&t.name, t.span)).collect();
+    let task_idents: Vec<Ident> = model
+        .tasks
+        .iter()
+        .map(|t| Ident::new(&t.name, t.span))
+        .collect();
     let tower_tys: Vec<TokenStream> = model
         .tasks
         .iter()
@@ -191,23 +217,43 @@ pub fn expand(model: &Model) -> TokenStream {
         })
         .collect();
     let head_in = |t: &Task| t.tower.as_ref().map_or(body_width, Mlp::out_width);
-    let head_tys: Vec<TokenStream> = model.tasks.iter().map(|t| head_type(head_in(t), t.kind.width())).collect();
+    let head_tys: Vec<TokenStream> = model
+        .tasks
+        .iter()
+        .map(|t| head_type(head_in(t), t.kind.width()))
+        .collect();
     let out_widths: Vec<usize> = model.tasks.iter().map(|t| t.kind.width()).collect();
 
-    let task_fields: Vec<(String, Ident)> = model.tasks.iter().zip(&task_idents).map(|(t, i)| (t.name.clone(), i.clone())).collect();
-    let towers_visit = visit_fields(&towers_ty, &task_fields, quote!(_types: ::core::marker::PhantomData));
+    let task_fields: Vec<(String, Ident)> = model
+        .tasks
+        .iter()
+        .zip(&task_idents)
+        .map(|(t, i)| (t.name.clone(), i.clone()))
+        .collect();
+    let towers_visit = visit_fields(
+        &towers_ty,
+        &task_fields,
+        quote!(_types: ::core::marker::PhantomData),
+    );
     let heads_visit = visit_fields(&heads_ty, &task_fields, quote!());
-    let net_fields: Vec<(String, Ident)> = ["body", "towers", "heads"].iter().map(|n| (n.to_string(), format_ident!("{}", n))).collect();
+    let net_fields: Vec<(String, Ident)> = ["body", "towers", "heads"]
+        .iter()
+        .map(|n| (n.to_string(), format_ident!("{}", n)))
+        .collect();
     let net_visit = visit_fields(&network, &net_fields, quote!());
 
     // ---------------------------------------------------------------- forward
-    let infer_tasks = task_idents.iter().map(|t| {
-        quote!(let #t = self.heads.#t.try_forward(self.towers.#t.try_forward(h.clone())?)?;)
-    });
+    let infer_tasks = task_idents.iter().map(
+        |t| quote!(let #t = self.heads.#t.try_forward(self.towers.#t.try_forward(h.clone())?)?;),
+    );
     let train_tasks = task_idents.iter().enumerate().map(|(i, t)| {
         // The body's tape travels with the first task; the others record on fresh tapes that
         // merge when their losses are summed, so one backward reaches the body from every task.
-        let input = if i == 0 { quote!(h.clone().put_tape(tape)) } else { quote!(h.retaped::<#p::dfdx::prelude::OwnedTape<E, D>>()) };
+        let input = if i == 0 {
+            quote!(h.clone().put_tape(tape))
+        } else {
+            quote!(h.retaped::<#p::dfdx::prelude::OwnedTape<E, D>>())
+        };
         quote!(let #t = self.heads.#t.try_forward_mut(self.towers.#t.try_forward_mut(#input)?)?;)
     });
 
@@ -365,7 +411,10 @@ pub fn expand(model: &Model) -> TokenStream {
 
 /// What is emitted when the model has errors: the errors, plus the bare type so that code
 /// naming the model does not pile further errors on top.
-pub fn fallback(errors: Vec<syn::Error>, header: Option<(Vec<syn::Attribute>, syn::Visibility, Ident)>) -> TokenStream {
+pub fn fallback(
+    errors: Vec<syn::Error>,
+    header: Option<(Vec<syn::Attribute>, syn::Visibility, Ident)>,
+) -> TokenStream {
     let errors = errors.into_iter().map(|e| e.to_compile_error());
     let item = header.map(|(attrs, vis, name)| {
         let _ = Span::call_site();

@@ -27,8 +27,14 @@ pub struct Feature {
 }
 
 pub enum FeatureKind {
-    Categorical { cardinality: u64, dim: usize, table: String },
-    Continuous { width: usize },
+    Categorical {
+        cardinality: u64,
+        dim: usize,
+        table: String,
+    },
+    Continuous {
+        width: usize,
+    },
 }
 
 impl Feature {
@@ -124,7 +130,10 @@ pub enum Body {
     Mlp(Mlp),
     Identity,
     /// A user's block: `custom(Type, width = N)`; `Type<E, D>` maps `[B, IN]` to `[B, N]`.
-    Custom { ty: syn::Type, width: usize },
+    Custom {
+        ty: syn::Type,
+        width: usize,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -190,7 +199,10 @@ impl Model {
             Body::Mlp(m) => m.describe(),
             Body::Identity => "identity".into(),
             Body::Custom { ty, width } => {
-                format!("custom({}, width = {width})", quote::quote!(#ty).to_string().replace(' ', ""))
+                format!(
+                    "custom({}, width = {width})",
+                    quote::quote!(#ty).to_string().replace(' ', "")
+                )
             }
         }
     }

@@ -16,7 +16,10 @@ use proc_macro2::{Span, TokenStream};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{braced, bracketed, parenthesized, Attribute, Ident, LitBool, LitFloat, LitInt, LitStr, Token, Visibility};
+use syn::{
+    braced, bracketed, parenthesized, Attribute, Ident, LitBool, LitFloat, LitInt, LitStr, Token,
+    Visibility,
+};
 
 pub struct ModelDef {
     pub attrs: Vec<Attribute>,
@@ -34,11 +37,28 @@ pub struct Entry {
 pub enum Value {
     Str(LitStr),
     Bool(LitBool),
-    Int { lit: LitInt, negative: bool, span: Span },
-    Float { lit: LitFloat, negative: bool, span: Span },
-    Tuple { items: Vec<Value>, span: Span },
-    List { items: Vec<Value>, span: Span },
-    Map { entries: Vec<Entry>, span: Span },
+    Int {
+        lit: LitInt,
+        negative: bool,
+        span: Span,
+    },
+    Float {
+        lit: LitFloat,
+        negative: bool,
+        span: Span,
+    },
+    Tuple {
+        items: Vec<Value>,
+        span: Span,
+    },
+    List {
+        items: Vec<Value>,
+        span: Span,
+    },
+    Map {
+        entries: Vec<Entry>,
+        span: Span,
+    },
     Call(Call),
     Type(syn::Type),
 }
@@ -72,7 +92,11 @@ impl Value {
     /// A bare identifier (`relu`, `click`, `true`).
     pub fn as_ident(&self) -> Option<&Ident> {
         match self {
-            Value::Call(Call { name, brackets: None, args: None }) => Some(name),
+            Value::Call(Call {
+                name,
+                brackets: None,
+                args: None,
+            }) => Some(name),
             Value::Type(syn::Type::Path(p)) if p.qself.is_none() => p.path.get_ident(),
             _ => None,
         }
@@ -81,8 +105,16 @@ impl Value {
     /// A number (integer or float) as f64.
     pub fn as_f64(&self) -> Option<f64> {
         match self {
-            Value::Int { lit, negative, .. } => lit.base10_parse::<f64>().ok().map(|v| if *negative { -v } else { v }),
-            Value::Float { lit, negative, .. } => lit.base10_parse::<f64>().ok().map(|v| if *negative { -v } else { v }),
+            Value::Int { lit, negative, .. } => {
+                lit.base10_parse::<f64>()
+                    .ok()
+                    .map(|v| if *negative { -v } else { v })
+            }
+            Value::Float { lit, negative, .. } => {
+                lit.base10_parse::<f64>()
+                    .ok()
+                    .map(|v| if *negative { -v } else { v })
+            }
             _ => None,
         }
     }
@@ -111,9 +143,16 @@ impl Parse for ModelDef {
         braced!(content in input);
         let sections = parse_entries(&content)?;
         if !input.is_empty() {
-            return Err(input.error("unexpected tokens after the model definition; write one model per `mtl_model!`"));
+            return Err(input.error(
+                "unexpected tokens after the model definition; write one model per `mtl_model!`",
+            ));
         }
-        Ok(ModelDef { attrs, vis, name, sections })
+        Ok(ModelDef {
+            attrs,
+            vis,
+            name,
+            sections,
+        })
     }
 }
 
@@ -123,7 +162,10 @@ fn parse_entries(input: ParseStream) -> syn::Result<Vec<Entry>> {
     while !input.is_empty() {
         let key: Ident = input.call(<Ident as syn::ext::IdentExt>::parse_any)?;
         if !input.peek(Token![:]) {
-            return Err(syn::Error::new(key.span(), format!("expected `:` after `{key}`, as in `{key}: ...`")));
+            return Err(syn::Error::new(
+                key.span(),
+                format!("expected `:` after `{key}`, as in `{key}: ...`"),
+            ));
         }
         input.parse::<Token![:]>()?;
         let value: Value = input.parse()?;
@@ -131,13 +173,17 @@ fn parse_entries(input: ParseStream) -> syn::Result<Vec<Entry>> {
         if input.is_empty() {
             break;
         }
-        input.parse::<Token![,]>().map_err(|e| syn::Error::new(e.span(), "expected `,` between entries"))?;
+        input
+            .parse::<Token![,]>()
+            .map_err(|e| syn::Error::new(e.span(), "expected `,` between entries"))?;
     }
     Ok(entries)
 }
 
 fn parse_list(input: ParseStream) -> syn::Result<Vec<Value>> {
-    Ok(Punctuated::<Value, Token![,]>::parse_terminated(input)?.into_iter().collect())
+    Ok(Punctuated::<Value, Token![,]>::parse_terminated(input)?
+        .into_iter()
+        .collect())
 }
 
 impl Parse for Value {
@@ -155,13 +201,29 @@ impl Parse for Value {
         }
         if input.peek(LitInt) {
             let lit: LitInt = input.parse()?;
-            let span = if negative { span.join(lit.span()).unwrap_or(span) } else { lit.span() };
-            return Ok(Value::Int { lit, negative, span });
+            let span = if negative {
+                span.join(lit.span()).unwrap_or(lit.span())
+            } else {
+                lit.span()
+            };
+            return Ok(Value::Int {
+                lit,
+                negative,
+                span,
+            });
         }
         if input.peek(LitFloat) {
             let lit: LitFloat = input.parse()?;
-            let span = if negative { span.join(lit.span()).unwrap_or(span) } else { lit.span() };
-            return Ok(Value::Float { lit, negative, span });
+            let span = if negative {
+                span.join(lit.span()).unwrap_or(lit.span())
+            } else {
+                lit.span()
+            };
+            return Ok(Value::Float {
+                lit,
+                negative,
+                span,
+            });
         }
         if negative {
             return Err(syn::Error::new(span, "expected a number after `-`"));
@@ -169,28 +231,45 @@ impl Parse for Value {
         if input.peek(syn::token::Paren) {
             let content;
             let p = parenthesized!(content in input);
-            return Ok(Value::Tuple { items: parse_list(&content)?, span: p.span.join() });
+            return Ok(Value::Tuple {
+                items: parse_list(&content)?,
+                span: p.span.join(),
+            });
         }
         if input.peek(syn::token::Bracket) {
             let content;
             let b = bracketed!(content in input);
-            return Ok(Value::List { items: parse_list(&content)?, span: b.span.join() });
+            return Ok(Value::List {
+                items: parse_list(&content)?,
+                span: b.span.join(),
+            });
         }
         if input.peek(syn::token::Brace) {
             let content;
             let b = braced!(content in input);
-            return Ok(Value::Map { entries: parse_entries(&content)?, span: b.span.join() });
+            return Ok(Value::Map {
+                entries: parse_entries(&content)?,
+                span: b.span.join(),
+            });
         }
-        if input.peek(Ident) && (input.peek2(syn::token::Bracket) || input.peek2(syn::token::Paren)) {
+        if input.peek(Ident) && (input.peek2(syn::token::Bracket) || input.peek2(syn::token::Paren))
+        {
             return Ok(Value::Call(input.parse()?));
         }
         if input.peek(Ident) && !input.peek2(Token![::]) && !input.peek2(Token![<]) {
             let name: Ident = input.call(<Ident as syn::ext::IdentExt>::parse_any)?;
-            return Ok(Value::Call(Call { name, brackets: None, args: None }));
+            return Ok(Value::Call(Call {
+                name,
+                brackets: None,
+                args: None,
+            }));
         }
-        let ty: syn::Type = input
-            .parse()
-            .map_err(|e| syn::Error::new(e.span(), "expected a value: a number, a string, a name, `[..]`, `(..)` or `{ .. }`"))?;
+        let ty: syn::Type = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected a value: a number, a string, a name, `[..]`, `(..)` or `{ .. }`",
+            )
+        })?;
         Ok(Value::Type(ty))
     }
 }
@@ -213,7 +292,11 @@ impl Parse for Call {
         } else {
             None
         };
-        Ok(Call { name, brackets, args })
+        Ok(Call {
+            name,
+            brackets,
+            args,
+        })
     }
 }
 

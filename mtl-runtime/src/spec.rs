@@ -73,7 +73,11 @@ impl TaskKind {
     pub fn accepted_metrics(self) -> &'static [&'static str] {
         match self {
             TaskKind::Binary => &["precision", "recall", "binary_accuracy", "auc", "logloss"],
-            TaskKind::Regression => &["root_mean_squared_error", "mean_squared_error", "mean_absolute_error"],
+            TaskKind::Regression => &[
+                "root_mean_squared_error",
+                "mean_squared_error",
+                "mean_absolute_error",
+            ],
             TaskKind::Multiclass { .. } => &["categorical_accuracy", "top_k_accuracy"],
         }
     }

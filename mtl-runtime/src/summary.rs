@@ -17,8 +17,18 @@ pub struct Block {
 }
 
 /// Writes embeddings (from the spec), then `blocks`, then totals.
-pub fn write_summary(f: &mut fmt::Formatter<'_>, spec: &ModelSpec, blocks: &[Block]) -> fmt::Result {
-    writeln!(f, "{} (input [B, {}], {} tasks)", spec.name, spec.input_width, spec.tasks.len())?;
+pub fn write_summary(
+    f: &mut fmt::Formatter<'_>,
+    spec: &ModelSpec,
+    blocks: &[Block],
+) -> fmt::Result {
+    writeln!(
+        f,
+        "{} (input [B, {}], {} tasks)",
+        spec.name,
+        spec.input_width,
+        spec.tasks.len()
+    )?;
     writeln!(f)?;
     let mut rows: Vec<[String; 4]> = Vec::new();
     let mut embedding_params = 0usize;
@@ -26,7 +36,13 @@ pub fn write_summary(f: &mut fmt::Formatter<'_>, spec: &ModelSpec, blocks: &[Blo
         let (kind, params) = match feature.kind {
             FeatureKind::Categorical => {
                 let p = feature.cardinality * feature.dim;
-                (format!("embedding {} x {} (table `{}`)", feature.cardinality, feature.dim, feature.table), p)
+                (
+                    format!(
+                        "embedding {} x {} (table `{}`)",
+                        feature.cardinality, feature.dim, feature.table
+                    ),
+                    p,
+                )
             }
             FeatureKind::Continuous => ("continuous".to_string(), 0),
         };
@@ -52,5 +68,9 @@ pub fn write_summary(f: &mut fmt::Formatter<'_>, spec: &ModelSpec, blocks: &[Blo
     writeln!(f)?;
     writeln!(f, "embedding parameters: {embedding_params}")?;
     writeln!(f, "dense parameters:     {dense_params}")?;
-    writeln!(f, "total parameters:     {}", embedding_params + dense_params)
+    writeln!(
+        f,
+        "total parameters:     {}",
+        embedding_params + dense_params
+    )
 }

@@ -57,7 +57,12 @@ where
                         t.try_fill_with_distr(Uniform::new(-limit, limit))
                     }),
                 ),
-                Self::tensor("bias", |s| &s.bias, |s| &mut s.bias, TensorOptions::reset_to_zeros()),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    TensorOptions::reset_to_zeros(),
+                ),
                 Self::module("batch_norm", |s| &s.batch_norm, |s| &mut s.batch_norm),
             ),
             |(weight, bias, batch_norm)| Dense {
@@ -77,42 +82,63 @@ where
     D: Device<E>,
 {
     /// `A(x·Wᵀ + b)` with the parameters recorded on `x`'s tape.
-    fn affine<T: Tape<E, D>>(&self, x: Tensor<(usize, Const<I>), E, D, T>) -> Result<Tensor<(usize, Const<O>), E, D, T>, D::Err> {
+    fn affine<T: Tape<E, D>>(
+        &self,
+        x: Tensor<(usize, Const<I>), E, D, T>,
+    ) -> Result<Tensor<(usize, Const<O>), E, D, T>, D::Err> {
         let batch = x.shape().0;
         let y = x.try_matmul(self.weight.retaped::<T>().try_permute()?)?;
-        let y = y.try_add(self.bias.retaped::<T>().try_broadcast_like(&(batch, Const::<O>))?)?;
+        let y = y.try_add(
+            self.bias
+                .retaped::<T>()
+                .try_broadcast_like(&(batch, Const::<O>))?,
+        )?;
         A::apply(y)
     }
 }
 
-impl<const I: usize, const O: usize, A, const DROP: u16, N, E, D> Module<Tensor<(usize, Const<I>), E, D, NoneTape>>
-    for Dense<I, O, A, DROP, N, E, D>
+impl<const I: usize, const O: usize, A, const DROP: u16, N, E, D>
+    Module<Tensor<(usize, Const<I>), E, D, NoneTape>> for Dense<I, O, A, DROP, N, E, D>
 where
     A: Activation,
     E: Float,
     D: Device<E>,
-    N: Module<Tensor<(usize, Const<O>), E, D, NoneTape>, Output = Tensor<(usize, Const<O>), E, D, NoneTape>, Error = D::Err>,
+    N: Module<
+        Tensor<(usize, Const<O>), E, D, NoneTape>,
+        Output = Tensor<(usize, Const<O>), E, D, NoneTape>,
+        Error = D::Err,
+    >,
 {
     type Output = Tensor<(usize, Const<O>), E, D, NoneTape>;
     type Error = D::Err;
 
-    fn try_forward(&self, x: Tensor<(usize, Const<I>), E, D, NoneTape>) -> Result<Self::Output, D::Err> {
+    fn try_forward(
+        &self,
+        x: Tensor<(usize, Const<I>), E, D, NoneTape>,
+    ) -> Result<Self::Output, D::Err> {
         self.batch_norm.try_forward(self.affine(x)?)
     }
 }
 
-impl<const I: usize, const O: usize, A, const DROP: u16, N, E, D> ModuleMut<Tensor<(usize, Const<I>), E, D, OwnedTape<E, D>>>
-    for Dense<I, O, A, DROP, N, E, D>
+impl<const I: usize, const O: usize, A, const DROP: u16, N, E, D>
+    ModuleMut<Tensor<(usize, Const<I>), E, D, OwnedTape<E, D>>> for Dense<I, O, A, DROP, N, E, D>
 where
     A: Activation,
     E: Float,
     D: Device<E>,
-    N: ModuleMut<Tensor<(usize, Const<O>), E, D, OwnedTape<E, D>>, Output = Tensor<(usize, Const<O>), E, D, OwnedTape<E, D>>, Error = D::Err>,
+    N: ModuleMut<
+        Tensor<(usize, Const<O>), E, D, OwnedTape<E, D>>,
+        Output = Tensor<(usize, Const<O>), E, D, OwnedTape<E, D>>,
+        Error = D::Err,
+    >,
 {
     type Output = Tensor<(usize, Const<O>), E, D, OwnedTape<E, D>>;
     type Error = D::Err;
 
-    fn try_forward_mut(&mut self, x: Tensor<(usize, Const<I>), E, D, OwnedTape<E, D>>) -> Result<Self::Output, D::Err> {
+    fn try_forward_mut(
+        &mut self,
+        x: Tensor<(usize, Const<I>), E, D, OwnedTape<E, D>>,
+    ) -> Result<Self::Output, D::Err> {
         let mut y = self.affine(x)?;
         if DROP > 0 {
             y = y.try_dropout(Self::DROPOUT)?;
@@ -133,7 +159,9 @@ macro_rules! passthrough {
     ($ty:ident) => {
         impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for $ty {
             type To<E2: Dtype, D2: Device<E2>> = $ty;
-            fn iter_tensors<V: ModuleVisitor<Self, E, D>>(visitor: &mut V) -> Result<Option<$ty>, V::Err> {
+            fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+                visitor: &mut V,
+            ) -> Result<Option<$ty>, V::Err> {
                 visitor.visit_fields((), |()| $ty)
             }
         }

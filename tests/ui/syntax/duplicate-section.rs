@@ -1,0 +1,12 @@
+use mtl::mtl_model;
+
+mtl_model! {
+    pub struct Model {
+        inputs: { x: continuous },
+        body: mlp[8],
+        body: mlp[16],
+        tasks: { y: binary },
+    }
+}
+
+fn main() {}
