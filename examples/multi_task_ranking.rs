@@ -10,13 +10,24 @@
 //! With `--data` it reads a folder holding `train/` and `valid/` datasets in the
 //! Merlin/NVTabular layout (what `examples/generate_data.rs` or Merlin itself writes).
 //!
-//! Cells so far: generating data, the schema, the first rows of the training data. The model
-//! cells arrive with the `mtl_model!` DSL and the trainer.
+//! Cells so far: generating data, the schema, the first rows of the training data, and the
+//! shared-bottom model built from the schema (its summary). Training and evaluation cells arrive
+//! with the trainer.
 
 use std::path::PathBuf;
 
 use mtl::data::synthetic::{generate_data_with, SyntheticOptions, TargetMode};
 use mtl::data::{BatchOptions, Dataset};
+use mtl::prelude::*;
+
+mtl_model! {
+    /// The notebook's first model: `mm.Model(mm.InputBlockV2(schema), mm.MLPBlock([32, 16]),
+    /// mm.OutputBlock(schema))`. Inputs and tasks come from the tenrec-video schema.
+    pub struct SharedBottom {
+        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        body: mlp[32, 16],
+    }
+}
 
 struct Args {
     data: Option<PathBuf>,
@@ -104,5 +115,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cell("BATCH_SIZE = 4 * 1024");
     let batches = train.batches(BatchOptions::new(4 * 1024).with_seed(args.seed), 0)?;
     println!("{} training batches per epoch", batches.num_batches());
+
+    cell(
+        "model = mm.Model(mm.InputBlockV2(schema), mm.MLPBlock([32, 16]), mm.OutputBlock(schema))",
+    );
+    let dev = Cpu::default();
+    let model = dev.build_module::<SharedBottom, f32>();
+    print!("{model}");
     Ok(())
 }

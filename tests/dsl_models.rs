@@ -185,10 +185,8 @@ fn outputs_have_one_typed_field_per_task_for_a_batch_of_7() {
     let dev = Cpu::default();
     let small = dev.build_module::<Small, f32>();
     let out = small.forward(input::<9>(&dev, 7));
-    let (click, watch): (
-        Tensor<(usize, Const<1>), f32, Cpu>,
-        Tensor<(usize, Const<1>), f32, Cpu>,
-    ) = (out.click, out.watch);
+    let click: Tensor<(usize, Const<1>), f32, Cpu> = out.click;
+    let watch: Tensor<(usize, Const<1>), f32, Cpu> = out.watch;
     assert_eq!((click.shape().0, watch.shape().0), (7, 7));
 
     let model = dev.build_module::<FromSchema, f32>();

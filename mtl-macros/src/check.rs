@@ -200,13 +200,14 @@ pub fn resolve(def: &ModelDef) -> (Option<Model>, Errors) {
                     SECTIONS.join(", ")
                 ),
             );
-        } else if sections.contains_key(&key) {
+        } else if let std::collections::btree_map::Entry::Vacant(slot) = sections.entry(key.clone())
+        {
+            slot.insert(entry);
+        } else {
             errors.at(
                 entry.key.span(),
                 format!("section `{key}` is given twice; keep one"),
             );
-        } else {
-            sections.insert(key, entry);
         }
     }
 

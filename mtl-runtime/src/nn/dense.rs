@@ -8,6 +8,9 @@ use rand_distr::Uniform;
 
 use super::activation::Activation;
 
+/// `[B, W]` with a batch dimension known at run time.
+type Batch<const W: usize, E, D, T> = Tensor<(usize, Const<W>), E, D, T>;
+
 /// Shorthand for the numeric bounds every block needs.
 pub trait Float: Dtype + num_traits::Float + SampleUniform {}
 impl<E: Dtype + num_traits::Float + SampleUniform> Float for E {}
@@ -85,7 +88,7 @@ where
     fn affine<T: Tape<E, D>>(
         &self,
         x: Tensor<(usize, Const<I>), E, D, T>,
-    ) -> Result<Tensor<(usize, Const<O>), E, D, T>, D::Err> {
+    ) -> Result<Batch<O, E, D, T>, D::Err> {
         let batch = x.shape().0;
         let y = x.try_matmul(self.weight.retaped::<T>().try_permute()?)?;
         let y = y.try_add(
