@@ -10,7 +10,8 @@ pub mod dsl;
 pub use mtl_macros::mtl_model;
 pub use mtl_runtime::model::MtlModel;
 pub use mtl_runtime::{
-    data, error, metrics, schema, spec, ColumnSchema, DType, Error, Result, Schema, Tag, TagSet,
+    data, embedding, error, loss, metrics, schema, spec, train, ColumnSchema, DType, Error, Result,
+    Schema, Tag, TagSet,
 };
 
 /// Everything a model file needs: the macro, the model trait, and dfdx's prelude (devices,
@@ -18,12 +19,13 @@ pub use mtl_runtime::{
 pub mod prelude {
     pub use crate::{mtl_model, MtlModel};
     pub use mtl_runtime::dfdx::prelude::*;
+    pub use mtl_runtime::train::{EarlyStopping, History, Report, TrainConfig, Trainer};
 }
 
 /// What generated code uses. Not a public API: names here may change in any release.
 #[doc(hidden)]
 pub mod __private {
     pub use mtl_runtime::dfdx;
-    pub use mtl_runtime::model::MtlModel;
+    pub use mtl_runtime::model::{DynBatch, MtlModel, TaskNetwork};
     pub use mtl_runtime::{nn, spec, summary};
 }

@@ -397,6 +397,36 @@ pub fn expand(model: &Model) -> TokenStream {
             }
         }
 
+        impl<E: #p::nn::Float, D: #tp::Device<E>> #p::TaskNetwork<E, D> for #network<E, D>
+        where #body_bound
+        {
+            fn try_forward_train(
+                &mut self,
+                x: #p::DynBatch<E, D, #tp::OwnedTape<E, D>>,
+            ) -> ::core::result::Result<::std::vec::Vec<#p::DynBatch<E, D, #tp::OwnedTape<E, D>>>, D::Err> {
+                #[allow(unused_imports)]
+                use #tp::{ModuleMut as _, RealizeTo as _};
+                let x = x
+                    .try_realize::<(usize, #tp::Const<#input_width>)>()
+                    .unwrap_or_else(|x| panic!("{}: the input must be [B, {}], got {:?}", #name_str, #input_width, x.shape()));
+                let out = self.try_forward_mut(x)?;
+                ::core::result::Result::Ok(::std::vec![#(out.#task_idents.try_realize::<(usize, usize)>().unwrap_or_else(|_| unreachable!())),*])
+            }
+
+            fn try_forward_eval(
+                &self,
+                x: #p::DynBatch<E, D>,
+            ) -> ::core::result::Result<::std::vec::Vec<#p::DynBatch<E, D>>, D::Err> {
+                #[allow(unused_imports)]
+                use #tp::{Module as _, RealizeTo as _};
+                let x = x
+                    .try_realize::<(usize, #tp::Const<#input_width>)>()
+                    .unwrap_or_else(|x| panic!("{}: the input must be [B, {}], got {:?}", #name_str, #input_width, x.shape()));
+                let out = self.try_forward(x)?;
+                ::core::result::Result::Ok(::std::vec![#(out.#task_idents.try_realize::<(usize, usize)>().unwrap_or_else(|_| unreachable!())),*])
+            }
+        }
+
         impl<E: #p::nn::Float, D: #tp::Device<E>> ::core::fmt::Display for #network<E, D>
         {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {

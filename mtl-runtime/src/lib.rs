@@ -9,6 +9,8 @@
 //!   generators (`tenrec-video`, as Merlin's `generate_data`).
 
 pub mod error;
+#[cfg(feature = "engine")]
+pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod schema;
@@ -19,7 +21,11 @@ mod table;
 #[cfg(feature = "engine")]
 pub mod data;
 #[cfg(feature = "engine")]
+pub mod embedding;
+#[cfg(feature = "engine")]
 pub mod nn;
+#[cfg(feature = "engine")]
+pub mod train;
 #[cfg(feature = "engine")]
 pub use dfdx;
 

@@ -1,4 +1,4 @@
-//! The trait every `mtl_model!` type implements: the bridge from generated code to the runtime.
+//! The traits every `mtl_model!` type implements: the bridge from generated code to the runtime.
 
 use crate::spec::ModelSpec;
 
@@ -8,4 +8,29 @@ pub trait MtlModel {
     const SPEC: &'static ModelSpec;
     /// Width of the `[B, INPUT_WIDTH]` network input.
     const INPUT_WIDTH: usize;
+}
+
+#[cfg(feature = "engine")]
+pub use network::{DynBatch, TaskNetwork};
+
+#[cfg(feature = "engine")]
+mod network {
+    use dfdx::prelude::*;
+
+    /// A `[B, W]` tensor whose widths are known at run time only.
+    pub type DynBatch<E, D, T = NoneTape> = Tensor<(usize, usize), E, D, T>;
+
+    /// The network of an `mtl_model!` type, seen with run-time widths so that the trainer can be
+    /// written once for every model. Outputs come in task order (`ModelSpec::tasks`), each
+    /// `[B, W_t]`.
+    pub trait TaskNetwork<E: Dtype, D: Device<E>>: TensorCollection<E, D> {
+        /// Training forward pass (dropout on, batch statistics) of a `[B, INPUT_WIDTH]` input.
+        fn try_forward_train(
+            &mut self,
+            x: DynBatch<E, D, OwnedTape<E, D>>,
+        ) -> Result<Vec<DynBatch<E, D, OwnedTape<E, D>>>, D::Err>;
+
+        /// Inference forward pass.
+        fn try_forward_eval(&self, x: DynBatch<E, D>) -> Result<Vec<DynBatch<E, D>>, D::Err>;
+    }
 }

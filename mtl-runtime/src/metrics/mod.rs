@@ -1,9 +1,12 @@
-//! Evaluation metrics.
+//! Evaluation metrics: the exact [`auc`] and the streaming per-task accumulator ([`stream`]).
 //!
 //! [`auc`] is the exact ROC AUC: rank-based, with tied scores counted as half-correct (the
 //! Mann–Whitney statistic). Merlin/Keras approximate AUC with 200 fixed thresholds; on the same
 //! scores the two agree to about 1e-3, and the exact value is what a brute-force pairwise count
 //! gives.
+
+#[cfg(feature = "engine")]
+pub mod stream;
 
 /// Exact ROC AUC of `scores` against `labels` (1 = positive, 0 = negative; a fractional label
 /// counts as that fraction of a positive), optionally weighting each row. Ties in `scores`

@@ -1,0 +1,393 @@
+//! Sparse embedding tables owned by the runtime, and their row-wise optimizers.
+//!
+//! A `user_id` table can have millions of rows while a batch touches a few thousand. dfdx's
+//! `Embedding` would build a dense gradient of the whole table and its Adam would update every
+//! row every step. Here a step instead:
+//! 1. gathers the batch's rows (and continuous values) into the `[B, INPUT_WIDTH]` input,
+//! 2. lets the dense network compute the gradient of that input,
+//! 3. sums the gradient rows per distinct id (an id seen twice in a batch gets one update with
+//!    the summed gradient), and
+//! 4. updates only those rows with a row-wise optimizer ([`LazyAdam`] or [`Adagrad`]).
+//!
+//! The cost of a step therefore depends on the batch, not on the table size. Tables are
+//! initialised like Keras' `uniform` initialiser, U(-0.05, 0.05), from a seed. Features that name
+//! the same table (Merlin's shared domain name) share its rows.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::data::{Batch, ColumnKind, Layout};
+use crate::error::{Error, Result};
+use crate::spec::{FeatureKind, ModelSpec};
+
+/// One table: `rows × dim` weights, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingTable {
+    pub name: String,
+    pub rows: usize,
+    pub dim: usize,
+    pub weights: Vec<f32>,
+}
+
+impl EmbeddingTable {
+    pub fn row(&self, id: usize) -> &[f32] {
+        &self.weights[id * self.dim..(id + 1) * self.dim]
+    }
+}
+
+/// Where one feature comes from and where it goes in the input.
+#[derive(Debug, Clone)]
+struct FeatureSlot {
+    kind: FeatureKind,
+    /// Table index for categorical features.
+    table: usize,
+    offset: usize,
+    dim: usize,
+}
+
+/// The embedding tables of a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    pub tables: Vec<EmbeddingTable>,
+    #[doc(hidden)]
+    pub input_width: usize,
+}
+
+/// A model's features resolved against one dataset layout (column slots), built once per
+/// dataset by [`Embeddings::bind`].
+#[derive(Debug, Clone)]
+pub struct InputBinding {
+    features: Vec<(FeatureSlot, usize)>,
+    input_width: usize,
+}
+
+impl InputBinding {
+    pub fn input_width(&self) -> usize {
+        self.input_width
+    }
+}
+
+impl Embeddings {
+    /// Creates the tables of `spec`, initialised U(-0.05, 0.05) from `seed`.
+    pub fn new(spec: &ModelSpec, seed: u64) -> Result<Embeddings> {
+        let mut tables: Vec<EmbeddingTable> = Vec::new();
+        for f in spec
+            .features
+            .iter()
+            .filter(|f| f.kind == FeatureKind::Categorical)
+        {
+            match tables.iter().find(|t| t.name == f.table) {
+                Some(t) if t.rows != f.cardinality || t.dim != f.dim => {
+                    return Err(Error::invalid(format!(
+                        "feature `{}` shares table `{}` ({} x {}) but declares {} x {}",
+                        f.name, f.table, t.rows, t.dim, f.cardinality, f.dim
+                    )))
+                }
+                Some(_) => {}
+                None => {
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    rng.set_stream(tables.len() as u64);
+                    let n = f.cardinality.checked_mul(f.dim).ok_or_else(|| {
+                        Error::invalid(format!("table `{}` is too large", f.table))
+                    })?;
+                    let weights = (0..n).map(|_| rng.gen_range(-0.05f32..0.05)).collect();
+                    tables.push(EmbeddingTable {
+                        name: f.table.to_string(),
+                        rows: f.cardinality,
+                        dim: f.dim,
+                        weights,
+                    });
+                }
+            }
+        }
+        Ok(Embeddings {
+            tables,
+            input_width: spec.input_width,
+        })
+    }
+
+    /// Resolves every feature of `spec` to a column of `layout`; a missing column or one of the
+    /// wrong kind is an error naming the feature.
+    pub fn bind(&self, spec: &ModelSpec, layout: &Layout) -> Result<InputBinding> {
+        let mut features = Vec::with_capacity(spec.features.len());
+        for f in spec.features {
+            let col = layout.get(f.name).ok_or_else(|| {
+                Error::invalid(format!(
+                    "model input `{}` is not a column of the dataset (it has: {})",
+                    f.name,
+                    layout
+                        .columns()
+                        .iter()
+                        .map(|c| c.schema.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            let want = match f.kind {
+                FeatureKind::Categorical => ColumnKind::Ids,
+                FeatureKind::Continuous => ColumnKind::Floats,
+            };
+            if col.kind != want {
+                return Err(Error::invalid(format!(
+                    "model input `{}` is {:?} but the dataset column is decoded as {:?}; check its tags in the schema",
+                    f.name, f.kind, col.kind
+                )));
+            }
+            if f.kind == FeatureKind::Continuous && f.dim != 1 {
+                return Err(Error::invalid(format!(
+                    "continuous input `{}` has width {}; datasets hold scalar columns, so only width 1 can be read from data",
+                    f.name, f.dim
+                )));
+            }
+            if let (FeatureKind::Categorical, Some(max)) = (f.kind, col.max_id()) {
+                if max as u64 >= f.cardinality as u64 {
+                    return Err(Error::invalid(format!(
+                        "model input `{}` has {} embedding rows but the dataset's ids go up to {max}; \
+                         raise its cardinality to at least {}",
+                        f.name, f.cardinality, max + 1
+                    )));
+                }
+            }
+            let table = self
+                .tables
+                .iter()
+                .position(|t| t.name == f.table)
+                .unwrap_or(0);
+            features.push((
+                FeatureSlot {
+                    kind: f.kind,
+                    table,
+                    offset: f.offset,
+                    dim: f.dim,
+                },
+                col.slot,
+            ));
+        }
+        Ok(InputBinding {
+            features,
+            input_width: spec.input_width,
+        })
+    }
+
+    /// Writes the `[B, INPUT_WIDTH]` input of `batch` into `out` (row-major, resized).
+    pub fn gather(&self, batch: &Batch, binding: &InputBinding, out: &mut Vec<f32>) {
+        let b = batch.len();
+        let w = binding.input_width;
+        out.clear();
+        out.resize(b * w, 0.0);
+        for (f, slot) in &binding.features {
+            match f.kind {
+                FeatureKind::Categorical => {
+                    let table = &self.tables[f.table];
+                    for (r, &id) in batch.ids_at(*slot).iter().enumerate() {
+                        let id = (id as usize).min(table.rows - 1);
+                        out[r * w + f.offset..r * w + f.offset + f.dim]
+                            .copy_from_slice(table.row(id));
+                    }
+                }
+                FeatureKind::Continuous => {
+                    for (r, &v) in batch.floats_at(*slot).iter().enumerate() {
+                        out[r * w + f.offset] = v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies the input gradient `grad` (`[B, INPUT_WIDTH]`, row-major) to the rows `batch`
+    /// touched: gradients of repeated ids are summed, then each distinct row is updated once.
+    pub fn apply_gradient(
+        &mut self,
+        batch: &Batch,
+        binding: &InputBinding,
+        grad: &[f32],
+        optimizer: &mut RowOptimizer,
+    ) {
+        let w = binding.input_width;
+        optimizer.ensure_state(&self.tables);
+        let mut pairs: Vec<(u32, u32, u16)> = Vec::new(); // (id, batch row, feature index)
+        for t in 0..self.tables.len() {
+            pairs.clear();
+            for (fi, (f, slot)) in binding.features.iter().enumerate() {
+                if f.kind == FeatureKind::Categorical && f.table == t {
+                    let rows = self.tables[t].rows;
+                    pairs.extend(
+                        batch
+                            .ids_at(*slot)
+                            .iter()
+                            .enumerate()
+                            .map(|(r, &id)| (id.min(rows as u32 - 1), r as u32, fi as u16)),
+                    );
+                }
+            }
+            if pairs.is_empty() {
+                continue;
+            }
+            pairs.sort_unstable();
+            let table = &mut self.tables[t];
+            let dim = table.dim;
+            let mut sum = vec![0.0f32; dim];
+            let mut i = 0;
+            while i < pairs.len() {
+                let id = pairs[i].0;
+                sum.iter_mut().for_each(|s| *s = 0.0);
+                while i < pairs.len() && pairs[i].0 == id {
+                    let (_, r, fi) = pairs[i];
+                    let off = r as usize * w + binding.features[fi as usize].0.offset;
+                    for (s, g) in sum.iter_mut().zip(&grad[off..off + dim]) {
+                        *s += g;
+                    }
+                    i += 1;
+                }
+                optimizer.update_row(t, table, id as usize, &sum);
+            }
+        }
+    }
+
+    /// Total number of embedding parameters.
+    pub fn num_params(&self) -> usize {
+        self.tables.iter().map(|t| t.weights.len()).sum()
+    }
+}
+
+/// Settings of the embedding optimizer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RowOptimizerConfig {
+    /// Adam whose moments, step count and bias correction are kept per row; rows a batch does not
+    /// touch do not move (TensorFlow's LazyAdam, with per-row bias correction).
+    LazyAdam {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+    },
+    /// Adagrad: `acc += g²; w -= lr·g / (√acc + eps)`.
+    Adagrad {
+        lr: f32,
+        initial_accumulator: f32,
+        eps: f32,
+        weight_decay: f32,
+    },
+}
+
+impl Default for RowOptimizerConfig {
+    /// Lazy Adam with Keras' Adam defaults (lr 0.001, β 0.9/0.999, ε 1e-7).
+    fn default() -> Self {
+        RowOptimizerConfig::LazyAdam {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl RowOptimizerConfig {
+    /// Adagrad with Keras' defaults (lr 0.001, initial accumulator 0.1, ε 1e-7).
+    pub fn adagrad() -> Self {
+        RowOptimizerConfig::Adagrad {
+            lr: 1e-3,
+            initial_accumulator: 0.1,
+            eps: 1e-7,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// Per-table optimizer state. Moment buffers are allocated zeroed (the OS maps such pages
+/// lazily, so untouched rows of a huge table cost no memory).
+#[derive(Debug, Clone, PartialEq)]
+struct RowState {
+    first: Vec<f32>,
+    second: Vec<f32>,
+    steps: Vec<u32>,
+}
+
+/// The row-wise optimizer of a model's tables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowOptimizer {
+    pub config: RowOptimizerConfig,
+    state: Vec<RowState>,
+}
+
+impl RowOptimizer {
+    pub fn new(config: RowOptimizerConfig) -> Self {
+        RowOptimizer {
+            config,
+            state: Vec::new(),
+        }
+    }
+
+    fn ensure_state(&mut self, tables: &[EmbeddingTable]) {
+        while self.state.len() < tables.len() {
+            let t = &tables[self.state.len()];
+            let n = t.rows * t.dim;
+            let state = match self.config {
+                RowOptimizerConfig::LazyAdam { .. } => RowState {
+                    first: vec![0.0; n],
+                    second: vec![0.0; n],
+                    steps: vec![0; t.rows],
+                },
+                RowOptimizerConfig::Adagrad { .. } => RowState {
+                    first: Vec::new(),
+                    second: vec![0.0; n],
+                    steps: vec![0; t.rows],
+                },
+            };
+            self.state.push(state);
+        }
+    }
+
+    /// How many times row `id` of table `table` has been updated.
+    pub fn row_steps(&self, table: usize, id: usize) -> u32 {
+        self.state.get(table).map_or(0, |s| s.steps[id])
+    }
+
+    fn update_row(&mut self, t: usize, table: &mut EmbeddingTable, id: usize, grad: &[f32]) {
+        let dim = table.dim;
+        let range = id * dim..(id + 1) * dim;
+        let state = &mut self.state[t];
+        state.steps[id] += 1;
+        let step = state.steps[id] as i32;
+        let w = &mut table.weights[range.clone()];
+        match self.config {
+            RowOptimizerConfig::LazyAdam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                let m = &mut state.first[range.clone()];
+                let v = &mut state.second[range];
+                let c1 = 1.0 - beta1.powi(step);
+                let c2 = 1.0 - beta2.powi(step);
+                for i in 0..dim {
+                    let g = grad[i];
+                    m[i] = beta1 * m[i] + (1.0 - beta1) * g;
+                    v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
+                    let update = (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
+                    w[i] -= lr * (update + weight_decay * w[i]);
+                }
+            }
+            RowOptimizerConfig::Adagrad {
+                lr,
+                initial_accumulator,
+                eps,
+                weight_decay,
+            } => {
+                let acc = &mut state.second[range];
+                if step == 1 {
+                    acc.iter_mut().for_each(|a| *a = initial_accumulator);
+                }
+                for i in 0..dim {
+                    let g = grad[i] + weight_decay * w[i];
+                    acc[i] += g * g;
+                    w[i] -= lr * g / (acc[i].sqrt() + eps);
+                }
+            }
+        }
+    }
+}
