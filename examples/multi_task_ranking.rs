@@ -10,9 +10,11 @@
 //! With `--data` it reads a folder holding `train/` and `valid/` datasets in the
 //! Merlin/NVTabular layout (what `examples/generate_data.rs` or Merlin itself writes).
 //!
-//! Cells so far: generating data, the schema, the first rows of the training data, and the
-//! shared-bottom model built from the schema (its summary). Training and evaluation cells arrive
-//! with the trainer.
+//! Cells: generating data, the schema, the first rows, the shared-bottom model from the schema
+//! (summary, fit, evaluate), loss weights 5/4/3/2/1, class weights (1, 5) / (1, 20), `age` and
+//! `watching_times` as weight columns, `like` restricted to `click`'s sample space with weighted
+//! AUC, and per-task towers. Each prints its evaluate report. The mixture-of-experts cells come
+//! with the MMoE/CGC/PLE bodies.
 
 use std::path::PathBuf;
 
@@ -27,6 +29,78 @@ mtl_model! {
         schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
         body: mlp[32, 16],
     }
+}
+
+mtl_model! {
+    /// "Setting task-specific class weights": positives of the rarer `like` weigh more.
+    pub struct ClassWeights {
+        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        body: mlp[32, 16],
+        tasks: {
+            click: binary(class_weights = (1.0, 5.0)),
+            like: binary(class_weights = (1.0, 20.0)),
+        },
+    }
+}
+
+mtl_model! {
+    /// "Using other target / feature as weight per task".
+    pub struct WeightColumns {
+        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        body: mlp[32, 16],
+        tasks: {
+            click: binary(sample_weight = age),
+            like: binary(sample_weight = watching_times),
+        },
+    }
+}
+
+mtl_model! {
+    /// "Using another binary target as sample space": `like` only where `click = 1`, with
+    /// overridden metrics and weighted AUC computed on that sample space.
+    pub struct SampleSpace {
+        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        body: mlp[32, 16],
+        tasks: {
+            click: binary(metrics = [auc], weighted_metrics = [auc]),
+            like: binary(sample_weight = click, metrics = [auc], weighted_metrics = [auc]),
+        },
+    }
+}
+
+mtl_model! {
+    /// "Hard parameter sharing" with per-task towers.
+    pub struct Towers {
+        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        body: mlp[32, 16],
+        tasks: {
+            click: binary(tower = mlp[64]),
+            like: binary(tower = mlp[32]),
+        },
+    }
+}
+
+/// `model.compile(...)`, `model.fit(train_ds)`, `model.evaluate(valid_ds)`.
+fn fit_and_evaluate<M>(
+    config: TrainConfig,
+    train: &Dataset,
+    valid: &Dataset,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    M: MtlModel + BuildOnDevice<Cpu, f32>,
+    M::Built: mtl::__private::TaskNetwork<f32, Cpu> + Clone,
+{
+    let mut trainer = Trainer::<M>::new(Cpu::default(), config)?;
+    let history = trainer.fit(train, None)?;
+    if let Some(e) = history.epochs.last() {
+        println!(
+            "fit: {} rows/s, train loss {:.4}\n",
+            e.rows_per_second.round(),
+            e.train.get("loss").unwrap_or(f64::NAN)
+        );
+    }
+    print!("{}", trainer.evaluate(valid)?);
+    Ok(())
 }
 
 struct Args {
@@ -122,5 +196,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dev = Cpu::default();
     let model = dev.build_module::<SharedBottom, f32>();
     print!("{model}");
+
+    let config = TrainConfig::default()
+        .with_batch_size(4 * 1024)
+        .with_seed(args.seed)
+        .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+
+    cell("model.fit(train_ds, batch_size=BATCH_SIZE); model.evaluate(valid_ds, batch_size=BATCH_SIZE)");
+    fit_and_evaluate::<SharedBottom>(config.clone(), &train, &valid)?;
+
+    cell("Setting loss weights: click 5, like 4, share 3, follow 2, watching_times 1");
+    let weighted = config
+        .clone()
+        .with_loss_weight("click/binary_output", 5.0)
+        .with_loss_weight("like/binary_output", 4.0)
+        .with_loss_weight("share/binary_output", 3.0)
+        .with_loss_weight("follow/binary_output", 2.0)
+        .with_loss_weight("watching_times/regression_output", 1.0);
+    fit_and_evaluate::<SharedBottom>(weighted, &train, &valid)?;
+
+    cell("1. Setting class weights per task: click (1, 5), like (1, 20)");
+    fit_and_evaluate::<ClassWeights>(config.clone(), &train, &valid)?;
+
+    cell(
+        "2. Using other target / feature as weight per task: click by age, like by watching_times",
+    );
+    fit_and_evaluate::<WeightColumns>(config.clone(), &train, &valid)?;
+
+    cell("3. Using another binary target as sample space: like where click = 1, weighted AUC");
+    fit_and_evaluate::<SampleSpace>(config.clone(), &train, &valid)?;
+
+    cell("Hard parameter sharing with task towers: click mlp[64], like mlp[32]");
+    fit_and_evaluate::<Towers>(config, &train, &valid)?;
     Ok(())
 }
