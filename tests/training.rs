@@ -481,3 +481,130 @@ fn training_on_signal_data_lifts_click_auc_toward_the_ceiling() {
 
 /// Measured 0.784 on this configuration (see the test output; ceiling 0.827); asserted with a margin.
 const MEASURED_FLOOR: f64 = 0.75;
+
+mtl_model! {
+    /// Same features as `Pair`, another embedding dim: a checkpoint of `Pair` must not load.
+    pub struct PairWide {
+        inputs: { user_id: categorical(cardinality = 10, dim = 6), price: continuous },
+        body: mlp[8],
+        tasks: { click: binary, like: binary },
+    }
+}
+
+#[test]
+fn a_checkpoint_round_trip_gives_identical_predictions_and_training() {
+    let data = tiny_dataset();
+    let config = TrainConfig::default().with_batch_size(2).with_seed(9);
+    let mut a = Trainer::<Pair>::new(Cpu::default(), config.clone()).unwrap();
+    a.fit(&data, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pair.ckpt");
+    a.save_checkpoint(&path).unwrap();
+    assert!(
+        !dir.path().join("pair.tmp").exists(),
+        "the temporary file was renamed"
+    );
+
+    // Another device seed: another dense initialisation (same shuffling seed for the resumed epoch).
+    let mut b = Trainer::<Pair>::new(Cpu::seed_from_u64(77), config).unwrap();
+    assert_ne!(a.predict(&data).unwrap(), b.predict(&data).unwrap());
+    b.load_checkpoint(&path).unwrap();
+    assert_eq!(a.predict(&data).unwrap(), b.predict(&data).unwrap());
+    assert_eq!(a.embeddings, b.embeddings);
+    assert_eq!(
+        a.row_optimizer, b.row_optimizer,
+        "row-wise optimizer state restored"
+    );
+    // Optimizer state travels too: one more epoch on both gives the same model.
+    a.fit(&data, None).unwrap();
+    b.fit(&data, None).unwrap();
+    assert_eq!(a.predict(&data).unwrap(), b.predict(&data).unwrap());
+
+    let mut wide = Trainer::<PairWide>::new(Cpu::default(), TrainConfig::default()).unwrap();
+    let err = wide.load_checkpoint(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("pair.ckpt") && err.contains("feature `user_id` differs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn predictions_are_written_to_parquet_beside_the_id_columns() {
+    let data = tiny_dataset();
+    let trainer = Trainer::<Pair>::new(Cpu::default(), TrainConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pred.parquet");
+    trainer
+        .predict_to_parquet(&data, &["user_id"], &path)
+        .unwrap();
+    let schema = Schema::new([
+        ColumnSchema::new("user_id")
+            .with_tags(["categorical"])
+            .unwrap()
+            .with_int_domain(0, 9, None),
+        ColumnSchema::new("click/binary_output").with_dtype(DType::Float32),
+        ColumnSchema::new("like/binary_output").with_dtype(DType::Float32),
+    ])
+    .unwrap();
+    let back = Dataset::open_with(
+        &path,
+        &mtl::data::LoadOptions::default().with_schema(schema),
+    )
+    .unwrap();
+    assert_eq!(back.ids("user_id").unwrap(), &[1, 3, 3, 7]);
+    let probs = trainer.predict(&data).unwrap();
+    assert_eq!(
+        back.floats("click/binary_output").unwrap(),
+        probs[0].as_slice()
+    );
+    assert!(probs[1].iter().all(|p| (0.0..=1.0).contains(p)));
+}
+
+#[test]
+fn early_stopping_restores_the_best_epoch() {
+    let options = SyntheticOptions {
+        mode: TargetMode::Merlin,
+        true_probabilities: false,
+    };
+    let splits = generate_data_with("tenrec-video", 4_000, &[0.5, 0.5], 2, &options).unwrap();
+    // Noise targets: validation loss stops improving quickly.
+    let mut config = TrainConfig::default()
+        .with_batch_size(256)
+        .with_epochs(30)
+        .with_early_stopping(EarlyStopping::on("loss", 1));
+    config.dense_lr = 1e-2;
+    let mut trainer = Trainer::<Notebook>::new(Cpu::default(), config).unwrap();
+    let history = trainer.fit(&splits[0], Some(&splits[1])).unwrap();
+    let best = history
+        .stopped_early_at_best
+        .expect("stopped early on noise");
+    assert!(history.epochs.len() < 30);
+    assert_eq!(
+        history.epochs.len(),
+        best + 2,
+        "patience 1: one epoch past the best"
+    );
+    let best_loss = history.epochs[best]
+        .validation
+        .as_ref()
+        .unwrap()
+        .get("loss")
+        .unwrap();
+    assert!(history
+        .epochs
+        .iter()
+        .all(|e| e.validation.as_ref().unwrap().get("loss").unwrap() >= best_loss));
+    let now = trainer.evaluate(&splits[1]).unwrap().get("loss").unwrap();
+    assert!(
+        close(now, best_loss),
+        "the best epoch's weights are back: {now} vs {best_loss}"
+    );
+    assert!(EarlyStopping::on("click/binary_output/auc", 2).maximize);
+    assert!(
+        !EarlyStopping::on(
+            "watching_times/regression_output/root_mean_squared_error",
+            2
+        )
+        .maximize
+    );
+}

@@ -299,17 +299,17 @@ impl RowOptimizerConfig {
 /// Per-table optimizer state. Moment buffers are allocated zeroed (the OS maps such pages
 /// lazily, so untouched rows of a huge table cost no memory).
 #[derive(Debug, Clone, PartialEq)]
-struct RowState {
-    first: Vec<f32>,
-    second: Vec<f32>,
-    steps: Vec<u32>,
+pub(crate) struct RowState {
+    pub(crate) first: Vec<f32>,
+    pub(crate) second: Vec<f32>,
+    pub(crate) steps: Vec<u32>,
 }
 
 /// The row-wise optimizer of a model's tables.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowOptimizer {
     pub config: RowOptimizerConfig,
-    state: Vec<RowState>,
+    pub(crate) state: Vec<RowState>,
 }
 
 impl RowOptimizer {
@@ -320,7 +320,7 @@ impl RowOptimizer {
         }
     }
 
-    fn ensure_state(&mut self, tables: &[EmbeddingTable]) {
+    pub(crate) fn ensure_state(&mut self, tables: &[EmbeddingTable]) {
         while self.state.len() < tables.len() {
             let t = &tables[self.state.len()];
             let n = t.rows * t.dim;

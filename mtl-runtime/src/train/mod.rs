@@ -9,15 +9,18 @@
 //! Training reports the loss per epoch (and per task); the full metrics come from `evaluate`
 //! (on the validation data after every epoch when it is given).
 
+mod checkpoint;
+mod dense_adam;
+mod predict;
 mod report;
 
 use std::time::Instant;
 
-use dfdx::optim::{Adam, AdamConfig, Optimizer, WeightDecay};
 use dfdx::prelude::*;
 
 pub use report::{EpochRecord, History, Report};
 
+use self::dense_adam::DenseAdam;
 use crate::data::{Batch, BatchOptions, Dataset};
 use crate::embedding::{Embeddings, InputBinding, RowOptimizer, RowOptimizerConfig};
 use crate::error::{Error, Result};
@@ -128,7 +131,7 @@ where
     pub network: M::Built,
     pub embeddings: Embeddings,
     pub row_optimizer: RowOptimizer,
-    dense_optimizer: Adam<M::Built, f32, D>,
+    dense_optimizer: DenseAdam,
     pub config: TrainConfig,
     loss_weights: Vec<f32>,
     step: u64,
@@ -179,16 +182,14 @@ where
         let network = M::try_build_on_device(&device)
             .map_err(|e| Error::invalid(format!("cannot build the network: {e:?}")))?;
         let embeddings = Embeddings::new(spec, config.seed)?;
-        let dense_optimizer = Adam::new(
-            &network,
-            AdamConfig {
-                lr: config.dense_lr,
-                betas: config.dense_betas,
-                eps: config.dense_eps,
-                weight_decay: (config.dense_weight_decay > 0.0)
-                    .then_some(WeightDecay::Decoupled(config.dense_weight_decay)),
-            },
-        );
+        let dense_optimizer = DenseAdam {
+            lr: config.dense_lr as f32,
+            betas: [config.dense_betas[0] as f32, config.dense_betas[1] as f32],
+            eps: config.dense_eps as f32,
+            weight_decay: config.dense_weight_decay as f32,
+            t: 0,
+            state: Default::default(),
+        };
         let loss_weights = resolve_loss_weights(spec, &config.loss_weights)?;
         Ok(Trainer {
             device,

@@ -1,0 +1,80 @@
+//! Writing predictions to Parquet next to the rows' id columns.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float32Array, RecordBatch};
+use arrow_schema::{Field, Schema as ArrowSchema};
+use dfdx::prelude::*;
+use parquet::arrow::ArrowWriter;
+
+use super::Trainer;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::{MtlModel, TaskNetwork};
+use crate::spec::TaskKind;
+
+impl<M, D> Trainer<M, D>
+where
+    M: MtlModel + BuildOnDevice<D, f32>,
+    M::Built: TaskNetwork<f32, D> + Clone,
+    D: Device<f32>,
+{
+    /// Predicts every row of `data` and writes one Parquet file: the `keep` columns of `data`
+    /// (ids, in their schema dtype) followed by one float column per task named by its output
+    /// (`click/binary_output` holds probabilities, `watching_times/regression_output` values;
+    /// a multiclass task gets `<output>/<class>` columns of class probabilities).
+    pub fn predict_to_parquet(
+        &self,
+        data: &Dataset,
+        keep: &[&str],
+        path: impl AsRef<Path>,
+    ) -> Result<()> {
+        let path = path.as_ref();
+        let predictions = self.predict(data)?;
+        let base = data.record_batch(0..data.num_rows())?;
+        let mut fields = Vec::new();
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        for name in keep {
+            let i = base.schema().index_of(name).map_err(|_| {
+                Error::invalid(format!("column `{name}` to keep is not in the dataset"))
+            })?;
+            fields.push(base.schema().field(i).clone());
+            arrays.push(base.column(i).clone());
+        }
+        for (task, values) in M::SPEC.tasks.iter().zip(predictions) {
+            match task.kind {
+                TaskKind::Multiclass { classes } => {
+                    for c in 0..classes {
+                        let col: Vec<f32> =
+                            values.iter().skip(c).step_by(classes).copied().collect();
+                        fields.push(Field::new(
+                            format!("{}/{c}", task.output_name),
+                            arrow_schema::DataType::Float32,
+                            false,
+                        ));
+                        arrays.push(Arc::new(Float32Array::from(col)));
+                    }
+                }
+                _ => {
+                    fields.push(Field::new(
+                        task.output_name,
+                        arrow_schema::DataType::Float32,
+                        false,
+                    ));
+                    arrays.push(Arc::new(Float32Array::from(values)));
+                }
+            }
+        }
+        let batch = RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays)
+            .map_err(|e| Error::invalid(format!("cannot assemble predictions: {e}")))?;
+        let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+        let io = |e: parquet::errors::ParquetError| {
+            Error::file(path, format!("cannot write predictions: {e}"))
+        };
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), None).map_err(io)?;
+        writer.write(&batch).map_err(io)?;
+        writer.close().map_err(io)?;
+        Ok(())
+    }
+}
