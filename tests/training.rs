@@ -374,7 +374,7 @@ fn lazy_adam_moves_only_the_rows_a_batch_touched_once_per_distinct_id() {
     let batch = batches.next().unwrap();
     let width = spec.input_width; // price (1) + user_id (4)
     let mut input = Vec::new();
-    emb.gather(batch, &binding, &mut input);
+    emb.gather(batch, &binding, &mut input).unwrap();
     assert_eq!(
         &input[1..5],
         emb.tables[0].row(1),
@@ -606,5 +606,39 @@ fn early_stopping_restores_the_best_epoch() {
             2
         )
         .maximize
+    );
+}
+
+#[test]
+fn ids_beyond_a_table_are_an_error_not_clamped() {
+    let schema = Schema::new([
+        ColumnSchema::new("user_id")
+            .with_tags(["categorical"])
+            .unwrap()
+            .with_dtype(DType::Int32),
+        ColumnSchema::new("price")
+            .with_tags(["continuous"])
+            .unwrap()
+            .with_dtype(DType::Float32),
+        ColumnSchema::new("watch")
+            .with_tags(["regression", "target"])
+            .unwrap()
+            .with_dtype(DType::Float32),
+    ])
+    .unwrap();
+    let data = Dataset::from_columns(
+        schema,
+        vec![
+            ("user_id".into(), ColumnValues::Ids(vec![1, 50])),
+            ("price".into(), ColumnValues::Floats(vec![0.5, 2.0])),
+            ("watch".into(), ColumnValues::Floats(vec![1.0, 0.0])),
+        ],
+    )
+    .unwrap();
+    let mut trainer = Trainer::<Single>::new(Cpu::default(), TrainConfig::default()).unwrap();
+    let err = trainer.fit(&data, None).unwrap_err().to_string();
+    assert!(
+        err.contains("id 50 of input `user_id`") && err.contains("10 rows"),
+        "{err}"
     );
 }

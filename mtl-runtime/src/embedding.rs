@@ -38,6 +38,7 @@ impl EmbeddingTable {
 /// Where one feature comes from and where it goes in the input.
 #[derive(Debug, Clone)]
 struct FeatureSlot {
+    name: &'static str,
     kind: FeatureKind,
     /// Table index for categorical features.
     table: usize,
@@ -155,6 +156,7 @@ impl Embeddings {
                 .unwrap_or(0);
             features.push((
                 FeatureSlot {
+                    name: f.name,
                     kind: f.kind,
                     table,
                     offset: f.offset,
@@ -169,8 +171,9 @@ impl Embeddings {
         })
     }
 
-    /// Writes the `[B, INPUT_WIDTH]` input of `batch` into `out` (row-major, resized).
-    pub fn gather(&self, batch: &Batch, binding: &InputBinding, out: &mut Vec<f32>) {
+    /// Writes the `[B, INPUT_WIDTH]` input of `batch` into `out` (row-major, resized). An id
+    /// beyond its table (possible when the dataset's schema states no domain) is an error.
+    pub fn gather(&self, batch: &Batch, binding: &InputBinding, out: &mut Vec<f32>) -> Result<()> {
         let b = batch.len();
         let w = binding.input_width;
         out.clear();
@@ -180,9 +183,15 @@ impl Embeddings {
                 FeatureKind::Categorical => {
                     let table = &self.tables[f.table];
                     for (r, &id) in batch.ids_at(*slot).iter().enumerate() {
-                        let id = (id as usize).min(table.rows - 1);
+                        if id as usize >= table.rows {
+                            return Err(Error::invalid(format!(
+                                "id {id} of input `{}` is beyond its embedding table `{}` ({} rows); \
+                                 raise the feature's cardinality or give the column a domain in the schema",
+                                f.name, table.name, table.rows
+                            )));
+                        }
                         out[r * w + f.offset..r * w + f.offset + f.dim]
-                            .copy_from_slice(table.row(id));
+                            .copy_from_slice(table.row(id as usize));
                     }
                 }
                 FeatureKind::Continuous => {
@@ -192,6 +201,7 @@ impl Embeddings {
                 }
             }
         }
+        Ok(())
     }
 
     /// Applies the input gradient `grad` (`[B, INPUT_WIDTH]`, row-major) to the rows `batch`

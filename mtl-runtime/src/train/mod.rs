@@ -234,7 +234,7 @@ where
         let spec = M::SPEC;
         let b = batch.len();
         self.embeddings
-            .gather(batch, &bound.input, &mut scratch.input);
+            .gather(batch, &bound.input, &mut scratch.input)?;
         let x = self
             .device
             .try_tensor_from_vec(scratch.input.clone(), (b, spec.input_width))
@@ -391,7 +391,7 @@ where
         scratch: &mut Scratch,
     ) -> Result<Vec<Vec<f32>>> {
         self.embeddings
-            .gather(batch, &bound.input, &mut scratch.input);
+            .gather(batch, &bound.input, &mut scratch.input)?;
         let x = self
             .device
             .try_tensor_from_vec(scratch.input.clone(), (batch.len(), M::SPEC.input_width))
