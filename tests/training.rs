@@ -642,3 +642,41 @@ fn ids_beyond_a_table_are_an_error_not_clamped() {
         "{err}"
     );
 }
+
+#[test]
+fn metrics_can_be_overridden_from_the_training_config() {
+    let data = tiny_dataset();
+    let config = TrainConfig::default()
+        .with_batch_size(2)
+        .with_metrics("click/binary_output", &["auc"])
+        .with_weighted_metrics("like", &["logloss", "binary_accuracy"]);
+    let trainer = Trainer::<Pair>::new(Cpu::default(), config).unwrap();
+    let names: Vec<String> = trainer
+        .evaluate(&data)
+        .unwrap()
+        .names()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        names[3..8],
+        [
+            "click/binary_output/auc",
+            "click/binary_output/weighted_auc",
+            "like/binary_output/auc",
+            "like/binary_output/logloss",
+            "like/binary_output/weighted_logloss",
+        ]
+    );
+    assert_eq!(names[8], "like/binary_output/weighted_binary_accuracy");
+    let err = Trainer::<Pair>::new(
+        Cpu::default(),
+        TrainConfig::default().with_metrics("like", &["rmse"]),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("metric `rmse` does not fit task `like`"),
+        "{err}"
+    );
+}

@@ -102,13 +102,16 @@ impl TaskBinding {
     }
 }
 
+/// A scalar loss carrying the gradient tape.
+pub type TapedScalar<D> = Tensor<Rank0, f32, D, OwnedTape<f32, D>>;
+
 /// `L_t = Σ wᵢ·ℓᵢ / B` for one task's outputs `[B, W]`.
 pub fn task_loss<D: Device<f32>>(
     kind: TaskKind,
     outputs: DynBatch<f32, D, OwnedTape<f32, D>>,
     targets: &[f32],
     weights: &[f32],
-) -> std::result::Result<Tensor<Rank0, f32, D, OwnedTape<f32, D>>, D::Err> {
+) -> std::result::Result<TapedScalar<D>, D::Err> {
     let dev = outputs.device().clone();
     let (b, w) = *outputs.shape();
     let per_row = match kind {

@@ -11,7 +11,7 @@ pub trait MtlModel {
 }
 
 #[cfg(feature = "engine")]
-pub use network::{DynBatch, TaskNetwork};
+pub use network::{DynBatch, TapedOutputs, TaskNetwork};
 
 #[cfg(feature = "engine")]
 mod network {
@@ -19,6 +19,9 @@ mod network {
 
     /// A `[B, W]` tensor whose widths are known at run time only.
     pub type DynBatch<E, D, T = NoneTape> = Tensor<(usize, usize), E, D, T>;
+
+    /// The per-task outputs of a training pass, each carrying part of the gradient tape.
+    pub type TapedOutputs<E, D> = Vec<DynBatch<E, D, OwnedTape<E, D>>>;
 
     /// The network of an `mtl_model!` type, seen with run-time widths so that the trainer can be
     /// written once for every model. Outputs come in task order (`ModelSpec::tasks`), each
@@ -28,7 +31,7 @@ mod network {
         fn try_forward_train(
             &mut self,
             x: DynBatch<E, D, OwnedTape<E, D>>,
-        ) -> Result<Vec<DynBatch<E, D, OwnedTape<E, D>>>, D::Err>;
+        ) -> Result<TapedOutputs<E, D>, D::Err>;
 
         /// Inference forward pass.
         fn try_forward_eval(&self, x: DynBatch<E, D>) -> Result<Vec<DynBatch<E, D>>, D::Err>;

@@ -70,6 +70,10 @@ pub struct TrainConfig {
     /// Loss-weight overrides keyed by task name (`click`) or output name
     /// (`click/binary_output`), like Keras' `compile(loss_weights=...)`.
     pub loss_weights: Vec<(String, f32)>,
+    /// Metric overrides keyed by task or output name (replacing the DSL's `metrics`).
+    pub metrics: Vec<(String, Vec<String>)>,
+    /// Weighted-metric overrides keyed by task or output name (replacing `weighted_metrics`).
+    pub weighted_metrics: Vec<(String, Vec<String>)>,
     pub early_stopping: Option<EarlyStopping>,
     /// Show a progress bar with the running loss and rows/s.
     pub progress: bool,
@@ -88,6 +92,8 @@ impl Default for TrainConfig {
             dense_weight_decay: 0.0,
             embeddings: RowOptimizerConfig::default(),
             loss_weights: Vec::new(),
+            metrics: Vec::new(),
+            weighted_metrics: Vec::new(),
             early_stopping: None,
             progress: false,
         }
@@ -109,6 +115,22 @@ impl TrainConfig {
     }
     pub fn with_loss_weight(mut self, task: &str, weight: f32) -> Self {
         self.loss_weights.push((task.to_string(), weight));
+        self
+    }
+    /// Replaces the metrics of `task` (names or aliases such as `rmse`).
+    pub fn with_metrics(mut self, task: &str, metrics: &[&str]) -> Self {
+        self.metrics.push((
+            task.to_string(),
+            metrics.iter().map(|m| m.to_string()).collect(),
+        ));
+        self
+    }
+    /// Replaces the weighted metrics of `task`.
+    pub fn with_weighted_metrics(mut self, task: &str, metrics: &[&str]) -> Self {
+        self.weighted_metrics.push((
+            task.to_string(),
+            metrics.iter().map(|m| m.to_string()).collect(),
+        ));
         self
     }
     pub fn with_progress(mut self, progress: bool) -> Self {
@@ -134,6 +156,8 @@ where
     dense_optimizer: DenseAdam,
     pub config: TrainConfig,
     loss_weights: Vec<f32>,
+    /// Per task: (metrics, weighted metrics), DSL values with config overrides applied.
+    metrics: Vec<(Vec<&'static str>, Vec<&'static str>)>,
     step: u64,
 }
 
@@ -141,6 +165,57 @@ where
 struct Bound {
     input: InputBinding,
     tasks: Vec<TaskBinding>,
+}
+
+fn task_index(spec: &ModelSpec, key: &str, what: &str) -> Result<usize> {
+    spec.tasks
+        .iter()
+        .position(|t| t.name == key || t.output_name == key)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{what} for unknown task `{key}`; tasks: {}",
+                spec.tasks
+                    .iter()
+                    .map(|t| t.output_name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+fn resolve_metrics(
+    spec: &ModelSpec,
+    config: &TrainConfig,
+) -> Result<Vec<(Vec<&'static str>, Vec<&'static str>)>> {
+    let mut out: Vec<(Vec<&'static str>, Vec<&'static str>)> = spec
+        .tasks
+        .iter()
+        .map(|t| (t.metrics.to_vec(), t.weighted_metrics.to_vec()))
+        .collect();
+    for (weighted, overrides) in [(false, &config.metrics), (true, &config.weighted_metrics)] {
+        for (key, names) in overrides {
+            let i = task_index(spec, key, "metrics")?;
+            let kind = spec.tasks[i].kind;
+            let mut list = Vec::new();
+            for name in names {
+                match crate::spec::canonical_metric(name) {
+                    Some(m) if kind.accepted_metrics().contains(&m) => list.push(m),
+                    _ => {
+                        return Err(Error::invalid(format!(
+                            "metric `{name}` does not fit task `{key}`; it accepts: {}",
+                            kind.accepted_metrics().join(", ")
+                        )))
+                    }
+                }
+            }
+            if weighted {
+                out[i].1 = list;
+            } else {
+                out[i].0 = list;
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn resolve_loss_weights(spec: &ModelSpec, overrides: &[(String, f32)]) -> Result<Vec<f32>> {
@@ -191,6 +266,7 @@ where
             state: Default::default(),
         };
         let loss_weights = resolve_loss_weights(spec, &config.loss_weights)?;
+        let metrics = resolve_metrics(spec, &config)?;
         Ok(Trainer {
             device,
             network,
@@ -199,6 +275,7 @@ where
             dense_optimizer,
             config,
             loss_weights,
+            metrics,
             step: 0,
         })
     }
@@ -405,15 +482,15 @@ where
         let spec = M::SPEC;
         let bound = self.bind(data)?;
         let mut scratch = Scratch::default();
-        let mut plain: Vec<MetricState> = spec
-            .tasks
+        let mut plain: Vec<MetricState> = self
+            .metrics
             .iter()
-            .map(|t| MetricState::new(t.metrics))
+            .map(|(m, _)| MetricState::new(m))
             .collect();
-        let mut weighted: Vec<MetricState> = spec
-            .tasks
+        let mut weighted: Vec<MetricState> = self
+            .metrics
             .iter()
-            .map(|t| MetricState::new(t.weighted_metrics))
+            .map(|(_, w)| MetricState::new(w))
             .collect();
         let mut task_loss_sums = vec![0.0f64; spec.tasks.len()];
         let (mut rows, mut loss_sum, mut last_batch_loss) = (0usize, 0.0f64, 0.0f64);
@@ -429,7 +506,7 @@ where
                 task_loss_sums[i] += l * n as f64;
                 batch_total += f64::from(self.loss_weights[i]) * l;
                 plain[i].update(task.spec.kind, out, &scratch.targets, None);
-                if !task.spec.weighted_metrics.is_empty() {
+                if !self.metrics[i].1.is_empty() {
                     weighted[i].update(
                         task.spec.kind,
                         out,
@@ -457,10 +534,10 @@ where
             } else {
                 String::new()
             };
-            for m in t.metrics {
+            for m in &self.metrics[i].0 {
                 report.push(format!("{prefix}{m}"), plain[i].value(m));
             }
-            for m in t.weighted_metrics {
+            for m in &self.metrics[i].1 {
                 report.push(format!("{prefix}weighted_{m}"), weighted[i].value(m));
             }
         }
