@@ -398,10 +398,10 @@ fn lazy_adam_moves_only_the_rows_a_batch_touched_once_per_distinct_id() {
     let summed: Vec<f32> = (0..4)
         .map(|d| grad[width + 1 + d] + grad[2 * width + 1 + d])
         .collect();
-    for d in 0..4 {
+    for (d, g) in summed.iter().enumerate() {
         let delta = table.row(3)[d] - before.tables[0].row(3)[d];
         assert!(
-            (delta + 1e-3 * summed[d].signum()).abs() < 1e-6,
+            (delta + 1e-3 * g.signum()).abs() < 1e-6,
             "coordinate {d}: {delta}"
         );
     }
