@@ -44,6 +44,10 @@ mtl_model! {
 }
 
 fn tiny_dataset() -> Dataset {
+    tiny_dataset_with_watch(vec![2.0, 0.0, 1.0, 4.0])
+}
+
+fn tiny_dataset_with_watch(watch: Vec<f32>) -> Dataset {
     let schema = Schema::new([
         ColumnSchema::new("user_id")
             .with_tags(["categorical"])
@@ -84,10 +88,7 @@ fn tiny_dataset() -> Dataset {
                 "like".into(),
                 ColumnValues::Floats(vec![1.0, 0.0, 0.0, 1.0]),
             ),
-            (
-                "watch".into(),
-                ColumnValues::Floats(vec![2.0, 0.0, 1.0, 4.0]),
-            ),
+            ("watch".into(), ColumnValues::Floats(watch)),
         ],
     )
     .unwrap()
@@ -409,31 +410,7 @@ fn lazy_adam_moves_only_the_rows_a_batch_touched_once_per_distinct_id() {
 
 #[test]
 fn a_non_finite_loss_stops_training_naming_task_and_step() {
-    let mut data = tiny_dataset();
-    let schema = data.schema().clone();
-    data = Dataset::from_columns(
-        schema,
-        vec![
-            ("user_id".into(), ColumnValues::Ids(vec![1, 3, 3, 7])),
-            (
-                "price".into(),
-                ColumnValues::Floats(vec![0.5, 2.0, 1.0, 3.0]),
-            ),
-            (
-                "click".into(),
-                ColumnValues::Floats(vec![1.0, 0.0, 1.0, 1.0]),
-            ),
-            (
-                "like".into(),
-                ColumnValues::Floats(vec![1.0, 0.0, 0.0, 1.0]),
-            ),
-            (
-                "watch".into(),
-                ColumnValues::Floats(vec![3e38, 0.0, 1.0, 4.0]),
-            ),
-        ],
-    )
-    .unwrap();
+    let data = tiny_dataset_with_watch(vec![3e38, 0.0, 1.0, 4.0]);
     let mut trainer =
         Trainer::<Single>::new(Cpu::default(), TrainConfig::default().with_batch_size(4)).unwrap();
     let err = trainer.fit(&data, None).unwrap_err().to_string();

@@ -109,69 +109,21 @@ impl Dataset {
         let mut arrays: Vec<ArrayRef> = Vec::new();
         for col in self.layout().columns() {
             let name = &col.schema.name;
-            let array: ArrayRef = match col.kind {
+            // Every decoded value (u32 id or f32) is exact as f64; `typed` narrows it to the
+            // schema dtype. Ids default to int64, other columns to float32.
+            let array = match col.kind {
                 ColumnKind::Ids => {
                     let v = &self.ids(name).unwrap_or_default()[range.clone()];
-                    match col.schema.dtype {
-                        DType::Int8 => {
-                            Arc::new(Int8Array::from_iter_values(v.iter().map(|&x| x as i8)))
-                        }
-                        DType::Int16 => {
-                            Arc::new(Int16Array::from_iter_values(v.iter().map(|&x| x as i16)))
-                        }
-                        DType::Int32 => {
-                            Arc::new(Int32Array::from_iter_values(v.iter().map(|&x| x as i32)))
-                        }
-                        DType::UInt8 => {
-                            Arc::new(UInt8Array::from_iter_values(v.iter().map(|&x| x as u8)))
-                        }
-                        DType::UInt16 => {
-                            Arc::new(UInt16Array::from_iter_values(v.iter().map(|&x| x as u16)))
-                        }
-                        DType::UInt32 => Arc::new(UInt32Array::from_iter_values(v.iter().copied())),
-                        DType::UInt64 => Arc::new(UInt64Array::from_iter_values(
-                            v.iter().map(|&x| u64::from(x)),
-                        )),
-                        _ => Arc::new(Int64Array::from_iter_values(
-                            v.iter().map(|&x| i64::from(x)),
-                        )),
-                    }
+                    let dtype = if col.schema.dtype.is_integer() {
+                        col.schema.dtype
+                    } else {
+                        DType::Int64
+                    };
+                    typed(dtype, v.iter().map(|&x| f64::from(x)))
                 }
                 ColumnKind::Floats => {
                     let v = &self.floats(name).unwrap_or_default()[range.clone()];
-                    match col.schema.dtype {
-                        DType::Int8 => {
-                            Arc::new(Int8Array::from_iter_values(v.iter().map(|&x| x as i8)))
-                        }
-                        DType::Int16 => {
-                            Arc::new(Int16Array::from_iter_values(v.iter().map(|&x| x as i16)))
-                        }
-                        DType::Int32 => {
-                            Arc::new(Int32Array::from_iter_values(v.iter().map(|&x| x as i32)))
-                        }
-                        DType::Int64 => {
-                            Arc::new(Int64Array::from_iter_values(v.iter().map(|&x| x as i64)))
-                        }
-                        DType::UInt8 => {
-                            Arc::new(UInt8Array::from_iter_values(v.iter().map(|&x| x as u8)))
-                        }
-                        DType::UInt16 => {
-                            Arc::new(UInt16Array::from_iter_values(v.iter().map(|&x| x as u16)))
-                        }
-                        DType::UInt32 => {
-                            Arc::new(UInt32Array::from_iter_values(v.iter().map(|&x| x as u32)))
-                        }
-                        DType::UInt64 => {
-                            Arc::new(UInt64Array::from_iter_values(v.iter().map(|&x| x as u64)))
-                        }
-                        DType::Bool => Arc::new(BooleanArray::from(
-                            v.iter().map(|&x| x != 0.0).collect::<Vec<_>>(),
-                        )),
-                        DType::Float64 => Arc::new(Float64Array::from_iter_values(
-                            v.iter().map(|&x| f64::from(x)),
-                        )),
-                        _ => Arc::new(Float32Array::from_iter_values(v.iter().copied())),
-                    }
+                    typed(col.schema.dtype, v.iter().map(|&x| f64::from(x)))
                 }
             };
             fields.push(Field::new(name, array.data_type().clone(), false));
@@ -180,5 +132,22 @@ impl Dataset {
         let schema = Arc::new(arrow_schema::Schema::new(fields));
         RecordBatch::try_new(schema, arrays)
             .map_err(|e| Error::invalid(format!("cannot assemble a record batch: {e}")))
+    }
+}
+
+/// An Arrow array of `dtype` from exact values (float32 for dtypes without an Arrow writer here).
+fn typed(dtype: DType, v: impl Iterator<Item = f64>) -> ArrayRef {
+    match dtype {
+        DType::Int8 => Arc::new(Int8Array::from_iter_values(v.map(|x| x as i8))),
+        DType::Int16 => Arc::new(Int16Array::from_iter_values(v.map(|x| x as i16))),
+        DType::Int32 => Arc::new(Int32Array::from_iter_values(v.map(|x| x as i32))),
+        DType::Int64 => Arc::new(Int64Array::from_iter_values(v.map(|x| x as i64))),
+        DType::UInt8 => Arc::new(UInt8Array::from_iter_values(v.map(|x| x as u8))),
+        DType::UInt16 => Arc::new(UInt16Array::from_iter_values(v.map(|x| x as u16))),
+        DType::UInt32 => Arc::new(UInt32Array::from_iter_values(v.map(|x| x as u32))),
+        DType::UInt64 => Arc::new(UInt64Array::from_iter_values(v.map(|x| x as u64))),
+        DType::Bool => Arc::new(BooleanArray::from(v.map(|x| x != 0.0).collect::<Vec<_>>())),
+        DType::Float64 => Arc::new(Float64Array::from_iter_values(v)),
+        _ => Arc::new(Float32Array::from_iter_values(v.map(|x| x as f32))),
     }
 }

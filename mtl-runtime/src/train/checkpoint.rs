@@ -103,6 +103,16 @@ struct Entry {
     data: Vec<u8>,
 }
 
+impl Entry {
+    fn f32(shape: Vec<usize>, values: &[f32]) -> Entry {
+        Entry {
+            dtype: SDtype::F32,
+            shape,
+            data: f32_bytes(values),
+        }
+    }
+}
+
 struct DenseWriter<'a>(&'a mut Vec<(String, Entry)>);
 
 impl<D: Device<f32>> TensorVisitor<f32, D> for DenseWriter<'_> {
@@ -171,31 +181,19 @@ where
         for (i, table) in self.embeddings.tables.iter().enumerate() {
             entries.push((
                 format!("embedding/{}", table.name),
-                Entry {
-                    dtype: SDtype::F32,
-                    shape: vec![table.rows, table.dim],
-                    data: f32_bytes(&table.weights),
-                },
+                Entry::f32(vec![table.rows, table.dim], &table.weights),
             ));
             if let Some(state) = self.row_optimizer.state.get(i) {
                 let n = table.rows * table.dim;
                 if state.first.len() == n {
                     entries.push((
                         format!("row_opt/{}/m", table.name),
-                        Entry {
-                            dtype: SDtype::F32,
-                            shape: vec![table.rows, table.dim],
-                            data: f32_bytes(&state.first),
-                        },
+                        Entry::f32(vec![table.rows, table.dim], &state.first),
                     ));
                 }
                 entries.push((
                     format!("row_opt/{}/v", table.name),
-                    Entry {
-                        dtype: SDtype::F32,
-                        shape: vec![table.rows, table.dim],
-                        data: f32_bytes(&state.second),
-                    },
+                    Entry::f32(vec![table.rows, table.dim], &state.second),
                 ));
                 entries.push((
                     format!("row_opt/{}/steps", table.name),
@@ -208,22 +206,8 @@ where
             }
         }
         for (name, Moments { m, v }) in &self.dense_optimizer.state {
-            entries.push((
-                format!("dense_opt/{name}/m"),
-                Entry {
-                    dtype: SDtype::F32,
-                    shape: vec![m.len()],
-                    data: f32_bytes(m),
-                },
-            ));
-            entries.push((
-                format!("dense_opt/{name}/v"),
-                Entry {
-                    dtype: SDtype::F32,
-                    shape: vec![v.len()],
-                    data: f32_bytes(v),
-                },
-            ));
+            entries.push((format!("dense_opt/{name}/m"), Entry::f32(vec![m.len()], m)));
+            entries.push((format!("dense_opt/{name}/v"), Entry::f32(vec![v.len()], v)));
         }
         let views: Vec<(String, TensorView<'_>)> = entries
             .iter()
