@@ -13,7 +13,7 @@ use proc_macro2::Span;
 use syn::Ident;
 
 use crate::model::{
-    Activation, Body, Feature, FeatureKind, Mlp, Model, SchemaFile, Task, TaskKind,
+    Activation, Body, Feature, FeatureKind, Mlp, Model, Moe, SchemaFile, Task, TaskKind,
 };
 use crate::parse::{Arg, Call, Entry, ModelDef, Value};
 
@@ -736,8 +736,14 @@ fn body(value: &Value, errors: &mut Errors) -> Option<Body> {
                 width: width?,
             })
         }
-        moe @ ("mmoe" | "moe" | "cgc" | "ple") => {
-            errors.at(call.name.span(), format!("`{moe}` bodies are not available yet (mixture-of-experts support is on the roadmap); use `mlp[..]` for now"));
+        kind @ ("mmoe" | "moe") => {
+            moe(call, if kind == "mmoe" { "mmoe" } else { "moe" }, errors).map(Body::Moe)
+        }
+        later @ ("cgc" | "ple") => {
+            errors.at(
+                call.name.span(),
+                format!("`{later}` bodies are not available yet (MMoE and MoE are); use `mmoe(..)` for now"),
+            );
             None
         }
         other => {
@@ -745,6 +751,86 @@ fn body(value: &Value, errors: &mut Errors) -> Option<Body> {
             None
         }
     }
+}
+
+fn moe(call: &Call, kind: &'static str, errors: &mut Errors) -> Option<Moe> {
+    let what = format!("the `{kind}` body");
+    if let Some((span, _)) = &call.brackets {
+        errors.at(
+            *span,
+            format!(
+                "`{kind}` takes options in parentheses: `{kind}(experts = 4, expert = mlp[16])`"
+            ),
+        );
+    }
+    let mut opts = Options::new(call, &what, errors);
+    let experts = match opts.take("experts") {
+        Some((k, v)) => positive_int(v, k, errors),
+        None => {
+            errors.at(
+                call.name.span(),
+                format!("`{kind}` needs the number of experts: `experts = 4`"),
+            );
+            None
+        }
+    };
+    let expert = match opts.take("expert") {
+        Some((_, Some(v))) => mlp_value(v, "`expert`", errors).and_then(|m| {
+            if m.widths.len() > 1 {
+                errors.at(v.span(), "experts have one layer here (`expert = mlp[16]`): the experts of a level run as one batched layer");
+                None
+            } else {
+                Some(m)
+            }
+        }),
+        Some((k, None)) => {
+            errors.at(k.span(), "`expert` needs a value: `expert = mlp[16]`");
+            None
+        }
+        None => {
+            errors.at(call.name.span(), format!("`{kind}` needs the expert block: `expert = mlp[16]`"));
+            None
+        }
+    };
+    let gate = match opts.take("gate") {
+        Some((_, Some(v))) if v.as_ident().is_some_and(|i| i == "none") => None,
+        Some((_, Some(v))) => mlp_value(v, "`gate`", errors),
+        Some((k, None)) => {
+            errors.at(
+                k.span(),
+                "`gate` needs a value: `gate = mlp[16]` or `gate = none`",
+            );
+            None
+        }
+        None => None,
+    };
+    let temperature = match opts.take("temperature") {
+        Some((k, v)) => match v.and_then(Value::as_f64) {
+            Some(t) if t > 0.0 && t.is_finite() && t <= 65.0 => {
+                let permille = (t * 1000.0).round();
+                if (permille - t * 1000.0).abs() > 1e-9 || permille < 1.0 {
+                    errors.at(
+                        v.map_or(k.span(), Value::span),
+                        "the temperature is a multiple of 0.001",
+                    );
+                }
+                permille as u16
+            }
+            _ => {
+                errors.at(v.map_or(k.span(), Value::span), "`temperature` must be a number above 0 (and at most 65), e.g. `temperature = 1.0`");
+                1000
+            }
+        },
+        None => 1000,
+    };
+    opts.finish(&["experts", "expert", "gate", "temperature"], errors);
+    Some(Moe {
+        kind,
+        experts: experts?,
+        expert: expert?,
+        gate,
+        temperature,
+    })
 }
 
 fn metric_list(

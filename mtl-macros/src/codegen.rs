@@ -166,6 +166,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let (body_ty, body_bound, body_check) = match &model.body {
         Body::Mlp(m) => (mlp_type(m, input_width), quote!(), quote!()),
         Body::Identity => (quote!(#p::nn::Identity), quote!(), quote!()),
+        Body::Moe(_) => (quote!(), quote!(), quote!()),
         Body::Custom { ty, width } => {
             let span = syn::spanned::Spanned::span(ty);
             let check = quote_spanned! {span=>
@@ -236,32 +237,180 @@ pub fn expand(model: &Model) -> TokenStream {
         quote!(_types: ::core::marker::PhantomData),
     );
     let heads_visit = visit_fields(&heads_ty, &task_fields, quote!());
-    let net_fields: Vec<(String, Ident)> = ["body", "towers", "heads"]
+    let h_idents: Vec<Ident> = task_idents
         .iter()
+        .map(|t| format_ident!("__h_{}", t))
+        .collect();
+    let tp = quote!(#p::dfdx::prelude);
+    let owned = quote!(#tp::OwnedTape<E, D>);
+    // The body: its fields, extra items, and the code that binds `__h_<task>` (each task's
+    // representation) in inference and in training.
+    let gates_ty = format_ident!("{}Gates", name);
+    let (body_fields, body_field_names, body_items, infer_body, train_body) = match &model.body {
+        Body::Moe(moe) => {
+            let k = moe.experts;
+            let h = moe.expert.out_width();
+            let kh = k * h;
+            let mut expert = moe.expert.clone();
+            expert.widths = vec![kh];
+            let experts_ty = mlp_type(&expert, input_width);
+            let (g, gate_block) = match &moe.gate {
+                Some(m) => (m.out_width(), mlp_type(m, input_width)),
+                None => (input_width, quote!(#p::nn::Identity)),
+            };
+            let temp = moe.temperature;
+            let gate_ty = quote!(#p::nn::Gate<#g, #k, #temp, #gate_block, E, D>);
+            let gate_names: Vec<Ident> = if moe.kind == "mmoe" {
+                task_idents.clone()
+            } else {
+                vec![format_ident!("shared")]
+            };
+            let gate_fields: Vec<(String, Ident)> = gate_names
+                .iter()
+                .map(|g| (g.to_string(), g.clone()))
+                .collect();
+            let gates_visit = visit_fields(&gates_ty, &gate_fields, quote!());
+            let doc_gates = format!(
+                "The gates of [`{network}`]: `softmax(W·gate(x) / τ)` over the {k} experts."
+            );
+            let items = quote! {
+                #[doc = #doc_gates]
+                #[derive(Debug, Clone)]
+                #vis struct #gates_ty<E: #tp::Dtype, D: #tp::Device<E>> {
+                    #(pub #gate_names: #gate_ty,)*
+                }
+                impl<E: #p::nn::Float, D: #tp::Device<E>> #tp::TensorCollection<E, D> for #gates_ty<E, D> {
+                    type To<E2: #tp::Dtype, D2: #tp::Device<E2>> = #gates_ty<E2, D2>;
+                    #gates_visit
+                }
+            };
+            let mix = quote!(#p::nn::mix_experts::<#k, #h, #kh, E, D, _, _>);
+            let (infer, train) = if moe.kind == "mmoe" {
+                let infer = quote! {
+                    let e = self.experts.try_forward(x.clone())?;
+                    #(let #h_idents = #mix(e.clone(), self.gates.#task_idents.try_weights(x.clone())?)?;)*
+                };
+                let train_gates = task_idents.iter().zip(&h_idents).enumerate().map(|(i, (t, hi))| {
+                    let input = if i == 0 { quote!(x.clone().put_tape(tape)) } else { quote!(x.retaped::<#owned>()) };
+                    quote!(let #hi = #mix(e.retaped::<#owned>(), self.gates.#t.try_weights_mut(#input)?)?;)
+                });
+                let train = quote! {
+                    let (x, tape) = x.split_tape();
+                    let e = self.experts.try_forward_mut(x.clone().put_tape(tape))?;
+                    let (e, tape) = e.split_tape();
+                    #(#train_gates)*
+                };
+                (infer, train)
+            } else {
+                let infer = quote! {
+                    let e = self.experts.try_forward(x.clone())?;
+                    let h = #mix(e, self.gates.shared.try_weights(x)?)?;
+                    #(let #h_idents = h.clone();)*
+                };
+                let shares = h_idents.iter().enumerate().map(|(i, hi)| {
+                    if i == 0 {
+                        quote!(let #hi = h.clone().put_tape(tape);)
+                    } else {
+                        quote!(let #hi = h.retaped::<#owned>();)
+                    }
+                });
+                let train = quote! {
+                    let (x, tape) = x.split_tape();
+                    let e = self.experts.try_forward_mut(x.clone().put_tape(tape))?;
+                    let (e, tape) = e.split_tape();
+                    let h = #mix(e.retaped::<#owned>(), self.gates.shared.try_weights_mut(x.put_tape(tape))?)?;
+                    let (h, tape) = h.split_tape();
+                    #(#shares)*
+                };
+                (infer, train)
+            };
+            (
+                quote!(pub experts: #experts_ty, pub gates: #gates_ty<E, D>,),
+                vec!["experts", "gates"],
+                items,
+                infer,
+                train,
+            )
+        }
+        _ => {
+            let shares = h_idents.iter().enumerate().map(|(i, hi)| {
+                // The body's tape travels with the first task; the others record on fresh tapes
+                // that merge when their losses are summed, so one backward reaches the body from
+                // every task.
+                if i == 0 {
+                    quote!(let #hi = h.clone().put_tape(tape);)
+                } else {
+                    quote!(let #hi = h.retaped::<#owned>();)
+                }
+            });
+            (
+                quote!(pub body: #body_ty,),
+                vec!["body"],
+                quote!(),
+                quote! {
+                    let h = self.body.try_forward(x)?;
+                    #(let #h_idents = h.clone();)*
+                },
+                quote! {
+                    let h = self.body.try_forward_mut(x)?;
+                    let (h, tape) = h.split_tape();
+                    #(#shares)*
+                },
+            )
+        }
+    };
+    let net_fields: Vec<(String, Ident)> = body_field_names
+        .iter()
+        .chain(["towers", "heads"].iter())
         .map(|n| (n.to_string(), format_ident!("{}", n)))
         .collect();
     let net_visit = visit_fields(&network, &net_fields, quote!());
 
     // ---------------------------------------------------------------- forward
-    let infer_tasks = task_idents.iter().map(
-        |t| quote!(let #t = self.heads.#t.try_forward(self.towers.#t.try_forward(h.clone())?)?;),
+    let infer_tasks = task_idents.iter().zip(&h_idents).map(
+        |(t, hi)| quote!(let #t = self.heads.#t.try_forward(self.towers.#t.try_forward(#hi)?)?;),
     );
-    let train_tasks = task_idents.iter().enumerate().map(|(i, t)| {
-        // The body's tape travels with the first task; the others record on fresh tapes that
-        // merge when their losses are summed, so one backward reaches the body from every task.
-        let input = if i == 0 {
-            quote!(h.clone().put_tape(tape))
-        } else {
-            quote!(h.retaped::<#p::dfdx::prelude::OwnedTape<E, D>>())
-        };
-        quote!(let #t = self.heads.#t.try_forward_mut(self.towers.#t.try_forward_mut(#input)?)?;)
-    });
+    let train_tasks = task_idents.iter().zip(&h_idents).map(
+        |(t, hi)| quote!(let #t = self.heads.#t.try_forward_mut(self.towers.#t.try_forward_mut(#hi)?)?;),
+    );
 
     // ---------------------------------------------------------------- summary
-    let tp = quote!(#p::dfdx::prelude);
-    let mut blocks = vec![quote! {
-        #p::summary::Block { name: "body", kind: #body_desc, input: #input_width, output: #body_width, params: <_ as #tp::NumParams<E, D>>::num_trainable_params(&self.body) }
-    }];
+    let mut blocks = match &model.body {
+        Body::Moe(moe) => {
+            let kh = moe.experts * moe.expert.out_width();
+            let expert_desc = format!(
+                "{} experts {} (batched)",
+                moe.experts,
+                moe.expert.describe()
+            );
+            let mut b = vec![quote! {
+                #p::summary::Block { name: "experts", kind: #expert_desc, input: #input_width, output: #kh, params: <_ as #tp::NumParams<E, D>>::num_trainable_params(&self.experts) }
+            }];
+            let gate_desc = format!(
+                "gate {} -> softmax over {} (temperature {})",
+                moe.gate.as_ref().map_or("none".to_string(), Mlp::describe),
+                moe.experts,
+                f64::from(moe.temperature) / 1000.0
+            );
+            let names: Vec<String> = if moe.kind == "mmoe" {
+                model.tasks.iter().map(|t| t.name.clone()).collect()
+            } else {
+                vec!["shared".into()]
+            };
+            let k = moe.experts;
+            for n in names {
+                let ident = format_ident!("{}", n);
+                let label = format!("gates.{n}");
+                b.push(quote! {
+                    #p::summary::Block { name: #label, kind: #gate_desc, input: #input_width, output: #k, params: <_ as #tp::NumParams<E, D>>::num_trainable_params(&self.gates.#ident) }
+                });
+            }
+            b
+        }
+        _ => vec![quote! {
+            #p::summary::Block { name: "body", kind: #body_desc, input: #input_width, output: #body_width, params: <_ as #tp::NumParams<E, D>>::num_trainable_params(&self.body) }
+        }],
+    };
     for (t, ident) in model.tasks.iter().zip(&task_idents) {
         let tower_name = format!("towers.{}", t.name);
         let head_name = format!("heads.{}", t.name);
@@ -312,10 +461,12 @@ pub fn expand(model: &Model) -> TokenStream {
 
         #body_check
 
+        #body_items
+
         #[doc = #doc_net]
         #[derive(Debug, Clone)]
         #vis struct #network<E: #tp::Dtype, D: #tp::Device<E>> {
-            pub body: #body_ty,
+            #body_fields
             pub towers: #towers_ty<E, D>,
             pub heads: #heads_ty<E, D>,
         }
@@ -373,7 +524,7 @@ pub fn expand(model: &Model) -> TokenStream {
             fn try_forward(&self, x: #tp::Tensor<(usize, #tp::Const<#input_width>), E, D, #tp::NoneTape>) -> ::core::result::Result<Self::Output, D::Err> {
                 #[allow(unused_imports)]
                 use #tp::{Module as _, PutTape as _, SplitTape as _};
-                let h = self.body.try_forward(x)?;
+                #infer_body
                 #(#infer_tasks)*
                 ::core::result::Result::Ok(#outputs { #(#task_idents),* })
             }
@@ -390,8 +541,7 @@ pub fn expand(model: &Model) -> TokenStream {
             fn try_forward_mut(&mut self, x: #tp::Tensor<(usize, #tp::Const<#input_width>), E, D, #tp::OwnedTape<E, D>>) -> ::core::result::Result<Self::Output, D::Err> {
                 #[allow(unused_imports)]
                 use #tp::{ModuleMut as _, PutTape as _, SplitTape as _};
-                let h = self.body.try_forward_mut(x)?;
-                let (h, tape) = h.split_tape();
+                #train_body
                 #(#train_tasks)*
                 ::core::result::Result::Ok(#outputs { #(#task_idents),* })
             }

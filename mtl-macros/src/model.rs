@@ -134,6 +134,34 @@ pub enum Body {
         ty: syn::Type,
         width: usize,
     },
+    /// `mmoe(..)` (one gate per task) or `moe(..)` (one gate shared by all tasks).
+    Moe(Moe),
+}
+
+pub struct Moe {
+    /// `mmoe` or `moe`.
+    pub kind: &'static str,
+    pub experts: usize,
+    /// The expert MLP (one layer; the K experts run as one batched layer).
+    pub expert: Mlp,
+    /// The gate block before the bias-free projection to the experts (`None`: the input).
+    pub gate: Option<Mlp>,
+    /// Softmax temperature in per-mille.
+    pub temperature: u16,
+}
+
+impl Moe {
+    pub fn describe(&self) -> String {
+        let gate = self.gate.as_ref().map_or("none".to_string(), Mlp::describe);
+        format!(
+            "{}({} experts {}, gate {}, temperature {})",
+            self.kind,
+            self.experts,
+            self.expert.describe(),
+            gate,
+            f64::from(self.temperature) / 1000.0
+        )
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -191,6 +219,7 @@ impl Model {
             Body::Mlp(m) => m.out_width(),
             Body::Identity => self.input_width(),
             Body::Custom { width, .. } => *width,
+            Body::Moe(m) => m.expert.out_width(),
         }
     }
 
@@ -198,6 +227,7 @@ impl Model {
         match &self.body {
             Body::Mlp(m) => m.describe(),
             Body::Identity => "identity".into(),
+            Body::Moe(m) => m.describe(),
             Body::Custom { ty, width } => {
                 format!(
                     "custom({}, width = {width})",

@@ -14,6 +14,8 @@
 
 mod activation;
 mod dense;
+mod moe;
 
 pub use activation::{Activation, Gelu, Linear, Relu, Selu, Sigmoid, Tanh};
 pub use dense::{Dense, Float, Identity, NoNorm};
+pub use moe::{mix_experts, Gate};

@@ -1,0 +1,129 @@
+//! Mixture-of-experts pieces: the softmax [`Gate`] and [`mix_experts`].
+//!
+//! The K experts of a level run as ONE batched layer: their first (and only) dense layers are the
+//! column blocks of a single `Dense<I, K·H>`, so the experts cost one `[B, I] × [I, K·H]` matrix
+//! product instead of K small ones. Each expert still has its own weights (its block); the
+//! batched layer is initialised glorot-uniform over `(I, K·H)` where K separate layers would use
+//! `(I, H)` (a slightly smaller initial scale).
+//!
+//! A gate computes `g = softmax(W·gate_block(x) / τ)` with `W` a bias-free `[K, G]` projection
+//! (glorot-uniform) and τ the temperature, given in per-mille as the const generic `TEMP`.
+//! [`mix_experts`] returns `Σ_k g_k·E_k`: `[B, K·H]` experts and `[B, K]` weights to `[B, H]`.
+
+use std::marker::PhantomData;
+
+use dfdx::prelude::*;
+use rand_distr::Uniform;
+
+use super::dense::Float;
+
+/// `softmax(W·P(x) / τ)`: `P` is the gate block (`[B, I]` → `[B, G]`, an MLP or the identity),
+/// `W` the bias-free projection to the `K` experts.
+#[derive(Debug, Clone)]
+pub struct Gate<const G: usize, const K: usize, const TEMP: u16, P, E: Dtype, D: Storage<E>> {
+    pub hidden: P,
+    pub weight: Tensor<Rank2<K, G>, E, D>,
+    marker: PhantomData<fn() -> (E, D)>,
+}
+
+impl<const G: usize, const K: usize, const TEMP: u16, P, E, D> TensorCollection<E, D>
+    for Gate<G, K, TEMP, P, E, D>
+where
+    P: TensorCollection<E, D>,
+    E: Float,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = Gate<G, K, TEMP, P::To<E2, D2>, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::module("hidden", |s| &s.hidden, |s| &mut s.hidden),
+                Self::tensor(
+                    "weight",
+                    |s| &s.weight,
+                    |s| &mut s.weight,
+                    TensorOptions::reset_with(|t| {
+                        let limit = E::from_f64((6.0 / (G + K) as f64).sqrt()).unwrap_or(E::ONE);
+                        t.try_fill_with_distr(Uniform::new(-limit, limit))
+                    }),
+                ),
+            ),
+            |(hidden, weight)| Gate {
+                hidden,
+                weight,
+                marker: PhantomData,
+            },
+        )
+    }
+}
+
+impl<const G: usize, const K: usize, const TEMP: u16, P, E: Float, D: Device<E>>
+    Gate<G, K, TEMP, P, E, D>
+{
+    /// The temperature τ.
+    pub const TEMPERATURE: f64 = TEMP as f64 / 1000.0;
+
+    fn weights<T: Tape<E, D>>(
+        &self,
+        h: Tensor<(usize, Const<G>), E, D, T>,
+    ) -> Result<Tensor<(usize, Const<K>), E, D, T>, D::Err> {
+        let z = h.try_matmul(self.weight.retaped::<T>().try_permute()?)?;
+        let inv = E::from_f64(1.0 / Self::TEMPERATURE).unwrap_or(E::ONE);
+        z.try_mul(inv)?.try_softmax::<Axis<1>>()
+    }
+
+    /// Inference: the `[B, K]` expert weights of `x`.
+    pub fn try_weights<const I: usize>(
+        &self,
+        x: Tensor<(usize, Const<I>), E, D, NoneTape>,
+    ) -> Result<Tensor<(usize, Const<K>), E, D, NoneTape>, D::Err>
+    where
+        P: Module<
+            Tensor<(usize, Const<I>), E, D, NoneTape>,
+            Output = Tensor<(usize, Const<G>), E, D, NoneTape>,
+            Error = D::Err,
+        >,
+    {
+        self.weights(self.hidden.try_forward(x)?)
+    }
+
+    /// Training: the `[B, K]` expert weights of `x`, recorded on its tape.
+    pub fn try_weights_mut<const I: usize>(
+        &mut self,
+        x: Tensor<(usize, Const<I>), E, D, OwnedTape<E, D>>,
+    ) -> Result<Tensor<(usize, Const<K>), E, D, OwnedTape<E, D>>, D::Err>
+    where
+        P: ModuleMut<
+            Tensor<(usize, Const<I>), E, D, OwnedTape<E, D>>,
+            Output = Tensor<(usize, Const<G>), E, D, OwnedTape<E, D>>,
+            Error = D::Err,
+        >,
+    {
+        let h = self.hidden.try_forward_mut(x)?;
+        self.weights(h)
+    }
+}
+
+/// `Σ_k g_k·E_k`: experts `[B, K·H]` (expert k in columns `k·H..(k+1)·H`) and weights `[B, K]`
+/// to `[B, H]`. `KH` must equal `K·H` (the macro guarantees it).
+pub fn mix_experts<
+    const K: usize,
+    const H: usize,
+    const KH: usize,
+    E: Float,
+    D: Device<E>,
+    T: Tape<E, D> + Merge<R>,
+    R: Tape<E, D>,
+>(
+    experts: Tensor<(usize, Const<KH>), E, D, T>,
+    weights: Tensor<(usize, Const<K>), E, D, R>,
+) -> Result<Tensor<(usize, Const<H>), E, D, T>, D::Err> {
+    let b = experts.shape().0;
+    let shape = (b, Const::<K>, Const::<H>);
+    let e = experts.try_reshape_like(&shape)?;
+    let g = weights.try_broadcast_like::<_, Axis<2>>(&shape)?;
+    e.try_mul(g)?.try_sum::<(usize, Const<H>), Axis<1>>()
+}

@@ -1,0 +1,132 @@
+//! Mixture-of-experts bodies: MMoE (a gate per task) and MoE (one shared gate).
+#![deny(warnings)]
+
+use mtl::prelude::*;
+
+mtl_model! {
+    /// The notebook's MMoE: 4 experts mlp[16], gates mlp[16], towers mlp[16].
+    pub struct Mmoe {
+        schema: "tests/fixtures/merlin-tenrec-video/schema.json",
+        body: mmoe(experts = 4, expert = mlp[16], gate = mlp[16]),
+        towers: mlp[16],
+    }
+}
+
+mtl_model! {
+    /// The one-gate baseline, with a temperature and a linear gate.
+    pub struct Moe {
+        inputs: { x: continuous(width = 6) },
+        body: moe(experts = 3, expert = mlp[5](activation = tanh), temperature = 2.5),
+        tasks: { a: binary, b: regression },
+    }
+}
+
+fn input<const W: usize>(dev: &Cpu, rows: usize) -> Tensor<(usize, Const<W>), f32, Cpu> {
+    dev.sample_normal_like(&(rows, Const::<W>))
+}
+
+#[test]
+fn mmoe_builds_with_batched_experts_and_a_gate_per_task() {
+    let dev = Cpu::default();
+    let net = dev.build_module::<Mmoe, f32>();
+    let dense = |i: usize, o: usize| i * o + o;
+    // Experts: one batched [112, 4·16] layer; each gate: mlp[16] then a bias-free [16 → 4].
+    assert_eq!(net.experts.num_trainable_params(), dense(112, 64));
+    assert_eq!(
+        net.gates.click.num_trainable_params(),
+        dense(112, 16) + 16 * 4
+    );
+    assert_eq!(Mmoe::spec().body_width, 16);
+    let x = input::<112>(&dev, 7);
+    let out = net.forward(x.clone());
+    assert_eq!(out.watching_times.shape().0, 7);
+    // Gate weights are a distribution over the experts for every row.
+    for g in [
+        net.gates.click.try_weights(x.clone()).unwrap(),
+        net.gates.like.try_weights(x).unwrap(),
+    ] {
+        for row in g.as_vec().chunks(4) {
+            assert!(row.iter().all(|&w| w >= 0.0));
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+        }
+    }
+    let text = net.to_string();
+    assert!(
+        text.contains("gates.like") && text.contains("4 experts mlp[16] relu (batched)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn one_backward_reaches_every_expert_and_gate() {
+    let dev = Cpu::default();
+    let mut net = dev.build_module::<Mmoe, f32>();
+    let out = net.forward_mut(input::<112>(&dev, 32).leaky_traced());
+    let loss = out.click.square().mean()
+        + out.follow.square().mean()
+        + out.like.square().mean()
+        + out.share.square().mean()
+        + out.watching_times.square().mean();
+    let grads = loss.backward();
+    let nonzero =
+        |t: &Tensor<Rank2<16, 112>, f32, Cpu>| grads.get(t).as_vec().iter().any(|g| *g != 0.0);
+    for gate in [
+        &net.gates.click,
+        &net.gates.follow,
+        &net.gates.like,
+        &net.gates.share,
+        &net.gates.watching_times,
+    ] {
+        assert!(nonzero(&gate.hidden.0.weight));
+        assert!(grads.get(&gate.weight).as_vec().iter().any(|g| *g != 0.0));
+    }
+    let experts = grads.get(&net.experts.0.weight).as_vec();
+    // Every expert's block of the batched layer (rows k·16..(k+1)·16) receives gradient.
+    for k in 0..4 {
+        assert!(
+            experts[k * 16 * 112..(k + 1) * 16 * 112]
+                .iter()
+                .any(|g| *g != 0.0),
+            "expert {k}"
+        );
+    }
+}
+
+#[test]
+fn moe_shares_one_gate_and_honours_the_temperature() {
+    let dev = Cpu::default();
+    let net = dev.build_module::<Moe, f32>();
+    assert_eq!(
+        mtl::__private::nn::Gate::<6, 3, 2500, mtl::__private::nn::Identity, f32, Cpu>::TEMPERATURE,
+        2.5
+    );
+    let x = input::<6>(&dev, 5);
+    let g = net.gates.shared.try_weights(x.clone()).unwrap().as_vec();
+    // softmax(z / 2.5) recomputed by hand from the gate's weight.
+    let w = net.gates.shared.weight.as_vec();
+    let xs = x.as_vec();
+    for r in 0..5 {
+        let z: Vec<f32> = (0..3)
+            .map(|k| (0..6).map(|i| w[k * 6 + i] * xs[r * 6 + i]).sum::<f32>() / 2.5)
+            .collect();
+        let m = z.iter().copied().fold(f32::MIN, f32::max);
+        let s: f32 = z.iter().map(|v| (v - m).exp()).sum();
+        for k in 0..3 {
+            assert!((g[r * 3 + k] - (z[k] - m).exp() / s).abs() < 1e-5);
+        }
+    }
+    let out = net.forward(x);
+    assert_eq!((out.a.shape().0, out.b.shape().0), (5, 5));
+}
+
+#[test]
+fn mmoe_trains_and_evaluates_with_the_trainer() {
+    let splits =
+        mtl::data::synthetic::generate_data("tenrec-video", 4_000, &[0.5, 0.5], 3).unwrap();
+    let mut trainer =
+        Trainer::<Mmoe>::new(Cpu::default(), TrainConfig::default().with_batch_size(256)).unwrap();
+    trainer.fit(&splits[0], None).unwrap();
+    let report = trainer.evaluate(&splits[1]).unwrap();
+    assert!(report.get("click/binary_output/auc").is_some());
+    assert!(report.get("loss").unwrap().is_finite());
+}
