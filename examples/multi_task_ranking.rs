@@ -13,8 +13,8 @@
 //! Cells: generating data, the schema, the first rows, the shared-bottom model from the schema
 //! (summary, fit, evaluate), loss weights 5/4/3/2/1, class weights (1, 5) / (1, 20), `age` and
 //! `watching_times` as weight columns, `like` restricted to `click`'s sample space with weighted
-//! AUC, and per-task towers. Each prints its evaluate report. The mixture-of-experts cells come
-//! with the MMoE/CGC/PLE bodies.
+//! AUC, per-task towers, and MMoE. Each prints its evaluate report. The CGC and PLE cells come
+//! with those bodies.
 
 use std::path::PathBuf;
 
@@ -77,6 +77,16 @@ mtl_model! {
             click: binary(tower = mlp[64]),
             like: binary(tower = mlp[32]),
         },
+    }
+}
+
+mtl_model! {
+    /// "MMoE architecture": `mm.MMOEBlock(output_block, expert_block=mm.MLPBlock([16]),
+    /// num_experts=4, gate_block=mm.MLPBlock([16]))` with towers `mm.MLPBlock([16])`.
+    pub struct Mmoe {
+        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        body: mmoe(experts = 4, expert = mlp[16], gate = mlp[16]),
+        towers: mlp[16],
     }
 }
 
@@ -227,6 +237,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fit_and_evaluate::<SampleSpace>(config.clone(), &train, &valid)?;
 
     cell("Hard parameter sharing with task towers: click mlp[64], like mlp[32]");
-    fit_and_evaluate::<Towers>(config, &train, &valid)?;
+    fit_and_evaluate::<Towers>(config.clone(), &train, &valid)?;
+
+    cell("MMoE: 4 experts mlp[16], gates mlp[16], towers mlp[16]");
+    print!("{}", dev.build_module::<Mmoe, f32>());
+    fit_and_evaluate::<Mmoe>(config, &train, &valid)?;
     Ok(())
 }

@@ -1,16 +1,19 @@
-//! Training throughput: samples/s of the notebook's shared-bottom model.
+//! Training throughput: samples/s of the reference models.
 //!
 //! ```text
-//! cargo run --release --example train_bench -- [--rows 1000000] [--batch 4096] [--epochs 1]
+//! cargo run --release --example train_bench -- [--model shared|mmoe] [--rows 1000000]
+//!     [--batch 4096] [--epochs 1]
 //! ```
-//! Same model as the PyTorch reference (`shared/bench/pytorch-reference`): embeddings user_id
-//! 64, item_id 64, video_category/gender/age 16, MLP [32, 16], five heads, batch 4096, Adam lr
-//! 1e-3 (lazy Adam on the tables). Data: synthetic tenrec-video (signal targets), generated in
-//! memory. Prints samples/s of the training epoch(s) and the validation AUC of click.
+//! Same models as the PyTorch reference (`shared/bench/pytorch-reference`): embeddings user_id
+//! 64, item_id 64, video_category/gender/age 16, five heads, Adam lr 1e-3 (lazy Adam on the
+//! tables); `shared` is MLP [32, 16], `mmoe` 4 experts mlp[16], gates mlp[16], towers mlp[16].
+//! Data: synthetic tenrec-video (signal targets), generated in memory. Prints samples/s of the
+//! training epoch(s) and the validation AUC of click.
 
 use std::time::Instant;
 
 use mtl::data::synthetic::generate_data;
+use mtl::data::Dataset;
 use mtl::prelude::*;
 
 mtl_model! {
@@ -28,53 +31,81 @@ mtl_model! {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut rows, mut batch, mut epochs) = (1_000_000usize, 4096usize, 1usize);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let v: usize = args
-            .next()
-            .ok_or("missing value")?
-            .replace('_', "")
-            .parse()?;
-        match flag.as_str() {
-            "--rows" => rows = v,
-            "--batch" => batch = v,
-            "--epochs" => epochs = v,
-            other => return Err(format!("unknown argument {other}").into()),
-        }
+mtl_model! {
+    /// The reference MMoE model.
+    pub struct MmoeBench {
+        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        inputs: {
+            user_id: categorical(dim = 64),
+            item_id: categorical(dim = 64),
+            video_category: categorical(dim = 16),
+            gender: categorical(dim = 16),
+            age: categorical(dim = 16),
+        },
+        body: mmoe(experts = 4, expert = mlp[16], gate = mlp[16]),
+        towers: mlp[16],
     }
-    let splits = generate_data("tenrec-video", rows + rows / 4, &[0.8, 0.2], 42)?;
-    let (train, valid) = (&splits[0], &splits[1]);
-    let config = TrainConfig::default()
-        .with_batch_size(batch)
-        .with_epochs(epochs)
-        .with_seed(1);
-    let mut trainer = Trainer::<SharedBottom>::new(Cpu::default(), config)?;
+}
+
+fn bench<M>(
+    train: &Dataset,
+    valid: &Dataset,
+    config: TrainConfig,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    M: MtlModel + BuildOnDevice<Cpu, f32>,
+    M::Built: mtl::__private::TaskNetwork<f32, Cpu> + Clone,
+{
+    let (batch, epochs) = (config.batch_size, config.epochs);
+    let mut trainer = Trainer::<M>::new(Cpu::default(), config)?;
     let start = Instant::now();
     let history = trainer.fit(train, None)?;
     let secs = start.elapsed().as_secs_f64();
     let report = trainer.evaluate(valid)?;
-    println!("model: {}", SharedBottom::spec().body);
+    println!("model: {}", M::SPEC.body);
     println!(
         "train rows: {}, batch {batch}, epochs {epochs}",
         train.num_rows()
     );
     for e in &history.epochs {
+        let loss = e.train.get("loss").unwrap_or(f64::NAN);
         println!(
-            "epoch {}: {:.0} samples/s, loss {:.4}",
+            "epoch {}: {:.0} samples/s, loss {loss:.4}",
             e.epoch + 1,
-            e.rows_per_second,
-            e.train.get("loss").unwrap_or(f64::NAN)
+            e.rows_per_second
         );
     }
     println!(
         "overall: {:.0} samples/s ({secs:.2}s)",
         (train.num_rows() * epochs) as f64 / secs
     );
-    println!(
-        "valid click AUC {:.4}",
-        report.get("click/binary_output/auc").unwrap_or(f64::NAN)
-    );
+    let auc = report.get("click/binary_output/auc").unwrap_or(f64::NAN);
+    println!("valid click AUC {auc:.4}");
     Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (mut rows, mut batch, mut epochs) = (1_000_000usize, 4096usize, 1usize);
+    let mut model = String::from("shared");
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or("missing value")?;
+        match flag.as_str() {
+            "--model" => model = value,
+            "--rows" => rows = value.replace('_', "").parse()?,
+            "--batch" => batch = value.parse()?,
+            "--epochs" => epochs = value.parse()?,
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    let splits = generate_data("tenrec-video", rows + rows / 4, &[0.8, 0.2], 42)?;
+    let config = TrainConfig::default()
+        .with_batch_size(batch)
+        .with_epochs(epochs)
+        .with_seed(1);
+    match model.as_str() {
+        "shared" => bench::<SharedBottom>(&splits[0], &splits[1], config),
+        "mmoe" => bench::<MmoeBench>(&splits[0], &splits[1], config),
+        other => Err(format!("unknown model `{other}`: shared or mmoe").into()),
+    }
 }
