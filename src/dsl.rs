@@ -80,7 +80,18 @@
 //!   `TensorCollection<E, D>`, `Module` (inference, `NoneTape`) and `ModuleMut` (training,
 //!   `OwnedTape`) from `[B, INPUT_WIDTH]` to `[B, N]`. A block with another output width does not
 //!   compile, and the error underlines `Block` in the DSL.
-//! - `mmoe`, `moe`, `cgc`, `ple`: reserved for the mixture-of-experts bodies (not available yet).
+//! - `mmoe(experts = K, expert = mlp[H], gate = mlp[G], temperature = τ)`: Multi-gate
+//!   Mixture-of-Experts (Ma et al., KDD 2018; Merlin's MMOEBlock). K experts read the input; each
+//!   task has its own gate `g = softmax(W·gate(x) / τ)` (`W` bias-free, `[G] → [K]`) and its own
+//!   representation `Σ_k g_k·E_k(x)` (`[B, H]`), which goes to its tower and head. `gate` defaults
+//!   to none (the projection reads the input), `temperature` to 1.0. The K experts run as one
+//!   batched `[IN] → [K·H]` layer (experts have one layer here); the network's fields are
+//!   `experts` and `gates.<task>`, and `gates.<task>.try_weights(x)` returns the `[B, K]` gate
+//!   weights.
+//! - `moe(..)`: the same with ONE gate shared by all tasks (`gates.shared`), the one-gate MoE
+//!   baseline of the MMoE paper.
+//! - `cgc`, `ple`: reserved for Customized Gate Control and Progressive Layered Extraction (not
+//!   available yet).
 //!
 //! ### `tasks`
 //! One entry per task; the key is the target column. Kinds:
@@ -132,7 +143,7 @@
 //!
 //! ## Compile errors you will meet
 //!
-//! Every problem is reported at once, each on its own token. A few of the 36 checked cases
+//! Every problem is reported at once, each on its own token. A few of the 42 checked cases
 //! (`tests/ui/`):
 //!
 //! ```text
