@@ -48,7 +48,7 @@ mtl_model! {
 fn run<M>(name: &str, data: &Dataset, batch: usize) -> Result<(), Box<dyn std::error::Error>>
 where
     M: MtlModel + BuildOnDevice<Cpu, f32>,
-    M::Built: mtl::__private::TaskNetwork<f32, Cpu> + Clone,
+    M::Built: TaskNetwork<f32, Cpu> + Clone,
 {
     let start = Instant::now();
     let mut trainer = Trainer::<M>::new(

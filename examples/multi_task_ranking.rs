@@ -95,10 +95,10 @@ fn fit_and_evaluate<M>(
     config: TrainConfig,
     train: &Dataset,
     valid: &Dataset,
-) -> Result<(), Box<dyn std::error::Error>>
+) -> Result<Report, Box<dyn std::error::Error>>
 where
     M: MtlModel + BuildOnDevice<Cpu, f32>,
-    M::Built: mtl::__private::TaskNetwork<f32, Cpu> + Clone,
+    M::Built: TaskNetwork<f32, Cpu> + Clone,
 {
     let mut trainer = Trainer::<M>::new(Cpu::default(), config)?;
     let history = trainer.fit(train, None)?;
@@ -109,8 +109,9 @@ where
             e.train.get("loss").unwrap_or(f64::NAN)
         );
     }
-    print!("{}", trainer.evaluate(valid)?);
-    Ok(())
+    let report = trainer.evaluate(valid)?;
+    print!("{report}");
+    Ok(report)
 }
 
 struct Args {
@@ -241,6 +242,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     cell("MMoE: 4 experts mlp[16], gates mlp[16], towers mlp[16]");
     print!("{}", dev.build_module::<Mmoe, f32>());
-    fit_and_evaluate::<Mmoe>(config, &train, &valid)?;
+    let report = fit_and_evaluate::<Mmoe>(config.with_gate_metrics(true), &train, &valid)?;
+    if let Some(gates) = report.gate_weights() {
+        println!("\nmean expert weight per task gate:\n{gates}");
+        let path = std::env::temp_dir().join("mtl_mmoe_gates.svg");
+        std::fs::write(&path, gates.to_svg())?;
+        println!("gate heatmap written to {}", path.display());
+    }
     Ok(())
 }

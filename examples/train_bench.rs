@@ -54,7 +54,7 @@ fn bench<M>(
 ) -> Result<(), Box<dyn std::error::Error>>
 where
     M: MtlModel + BuildOnDevice<Cpu, f32>,
-    M::Built: mtl::__private::TaskNetwork<f32, Cpu> + Clone,
+    M::Built: TaskNetwork<f32, Cpu> + Clone,
 {
     let (batch, epochs) = (config.batch_size, config.epochs);
     let mut trainer = Trainer::<M>::new(Cpu::default(), config)?;

@@ -8,18 +8,20 @@ extern crate self as mtl;
 pub mod dsl;
 
 pub use mtl_macros::mtl_model;
-pub use mtl_runtime::model::MtlModel;
+pub use mtl_runtime::model::{MtlModel, TaskNetwork};
 pub use mtl_runtime::{
-    data, embedding, error, loss, metrics, schema, spec, train, ColumnSchema, DType, Error, Result,
-    Schema, Tag, TagSet,
+    data, dfdx, embedding, error, loss, metrics, nn, schema, spec, train, ColumnSchema, DType,
+    Error, Result, Schema, Tag, TagSet,
 };
 
 /// Everything a model file needs: the macro, the model trait, and dfdx's prelude (devices,
 /// tensors, `Module`, optimizers), so user code needs no direct dfdx dependency.
 pub mod prelude {
-    pub use crate::{mtl_model, MtlModel};
+    pub use crate::{mtl_model, MtlModel, TaskNetwork};
     pub use mtl_runtime::dfdx::prelude::*;
-    pub use mtl_runtime::train::{EarlyStopping, History, Report, TrainConfig, Trainer};
+    pub use mtl_runtime::train::{
+        EarlyStopping, GateWeights, History, Report, TrainConfig, Trainer,
+    };
 }
 
 /// What generated code uses. Not a public API: names here may change in any release.

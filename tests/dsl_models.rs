@@ -76,18 +76,10 @@ mtl_model! {
 /// A user's own block: a residual dense layer, written against dfdx.
 #[derive(Debug, Clone)]
 pub struct Residual<E: Dtype, D: Device<E>> {
-    pub dense: mtl::__private::nn::Dense<
-        5,
-        5,
-        mtl::__private::nn::Relu,
-        0,
-        mtl::__private::nn::NoNorm,
-        E,
-        D,
-    >,
+    pub dense: mtl::nn::Dense<5, 5, mtl::nn::Relu, 0, mtl::nn::NoNorm, E, D>,
 }
 
-impl<E: mtl::__private::nn::Float, D: Device<E>> TensorCollection<E, D> for Residual<E, D> {
+impl<E: mtl::nn::Float, D: Device<E>> TensorCollection<E, D> for Residual<E, D> {
     type To<E2: Dtype, D2: Device<E2>> = Residual<E2, D2>;
     fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
@@ -99,7 +91,7 @@ impl<E: mtl::__private::nn::Float, D: Device<E>> TensorCollection<E, D> for Resi
     }
 }
 
-impl<E: mtl::__private::nn::Float, D: Device<E>> Module<Tensor<(usize, Const<5>), E, D, NoneTape>>
+impl<E: mtl::nn::Float, D: Device<E>> Module<Tensor<(usize, Const<5>), E, D, NoneTape>>
     for Residual<E, D>
 {
     type Output = Tensor<(usize, Const<5>), E, D, NoneTape>;
@@ -112,8 +104,8 @@ impl<E: mtl::__private::nn::Float, D: Device<E>> Module<Tensor<(usize, Const<5>)
     }
 }
 
-impl<E: mtl::__private::nn::Float, D: Device<E>>
-    ModuleMut<Tensor<(usize, Const<5>), E, D, OwnedTape<E, D>>> for Residual<E, D>
+impl<E: mtl::nn::Float, D: Device<E>> ModuleMut<Tensor<(usize, Const<5>), E, D, OwnedTape<E, D>>>
+    for Residual<E, D>
 {
     type Output = Tensor<(usize, Const<5>), E, D, OwnedTape<E, D>>;
     type Error = D::Err;

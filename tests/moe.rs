@@ -97,7 +97,7 @@ fn moe_shares_one_gate_and_honours_the_temperature() {
     let dev = Cpu::default();
     let net = dev.build_module::<Moe, f32>();
     assert_eq!(
-        mtl::__private::nn::Gate::<6, 3, 2500, mtl::__private::nn::Identity, f32, Cpu>::TEMPERATURE,
+        mtl::nn::Gate::<6, 3, 2500, mtl::nn::Identity, f32, Cpu>::TEMPERATURE,
         2.5
     );
     let x = input::<6>(&dev, 5);
@@ -129,4 +129,43 @@ fn mmoe_trains_and_evaluates_with_the_trainer() {
     let report = trainer.evaluate(&splits[1]).unwrap();
     assert!(report.get("click/binary_output/auc").is_some());
     assert!(report.get("loss").unwrap().is_finite());
+}
+
+#[test]
+fn gate_metrics_are_named_like_merlin_and_give_a_table_and_heatmap() {
+    let splits =
+        mtl::data::synthetic::generate_data("tenrec-video", 2_000, &[0.5, 0.5], 4).unwrap();
+    let config = TrainConfig::default()
+        .with_batch_size(256)
+        .with_gate_metrics(true);
+    let trainer = Trainer::<Mmoe>::new(Cpu::default(), config).unwrap();
+    let report = trainer.evaluate(&splits[1]).unwrap();
+    let names: Vec<&str> = report.names().filter(|n| n.starts_with("gate_")).collect();
+    assert_eq!(names.len(), 5 * 4);
+    assert_eq!(names[0], "gate_click/binary_output_weight_0");
+    assert_eq!(names[19], "gate_watching_times/regression_output_weight_3");
+    let gates = report.gate_weights().unwrap();
+    for (_, w) in &gates.gates {
+        assert!(
+            (w.iter().sum::<f64>() - 1.0).abs() < 1e-4,
+            "a gate's mean weights sum to 1: {w:?}"
+        );
+    }
+    let table = gates.to_string();
+    assert!(
+        table.contains("gate_like/binary_output") && table.contains("expert 3"),
+        "{table}"
+    );
+    let svg = gates.to_svg();
+    assert!(
+        svg.starts_with("<svg") && svg.matches("<rect").count() == 1 + 20,
+        "{svg}"
+    );
+
+    let plain =
+        Trainer::<Mmoe>::new(Cpu::default(), TrainConfig::default().with_batch_size(256)).unwrap();
+    assert!(
+        plain.evaluate(&splits[1]).unwrap().gate_weights().is_none(),
+        "off by default"
+    );
 }

@@ -238,7 +238,7 @@ fn auc_is_exact_and_plain_metrics_ignore_sample_weights() {
 fn train_and_report<M>(data: &Dataset, weights: &[(&str, f32)]) -> Report
 where
     M: MtlModel + BuildOnDevice<Cpu, f32>,
-    M::Built: mtl::__private::TaskNetwork<f32, Cpu> + Clone,
+    M::Built: TaskNetwork<f32, Cpu> + Clone,
 {
     let mut config = TrainConfig::default().with_batch_size(2).with_seed(3);
     for (k, w) in weights {

@@ -359,6 +359,37 @@ pub fn expand(model: &Model) -> TokenStream {
             )
         }
     };
+    let gate_weights_impl = match &model.body {
+        Body::Moe(moe) => {
+            let (names, idents): (Vec<String>, Vec<Ident>) = if moe.kind == "mmoe" {
+                model
+                    .tasks
+                    .iter()
+                    .zip(&task_idents)
+                    .map(|(t, i)| (format!("gate_{}/{}", t.name, t.kind.suffix()), i.clone()))
+                    .unzip()
+            } else {
+                (
+                    vec!["shared_gate".to_string()],
+                    vec![format_ident!("shared")],
+                )
+            };
+            quote! {
+                fn try_gate_weights(
+                    &self,
+                    x: #p::DynBatch<E, D>,
+                ) -> ::core::result::Result<::std::vec::Vec<(&'static str, #p::DynBatch<E, D>)>, D::Err> {
+                    #[allow(unused_imports)]
+                    use #tp::RealizeTo as _;
+                    let x = x
+                        .try_realize::<(usize, #tp::Const<#input_width>)>()
+                        .unwrap_or_else(|x| panic!("{}: the input must be [B, {}], got {:?}", #name_str, #input_width, x.shape()));
+                    ::core::result::Result::Ok(::std::vec![#((#names, self.gates.#idents.try_weights(x.clone())?.try_realize::<(usize, usize)>().unwrap_or_else(|_| unreachable!()))),*])
+                }
+            }
+        }
+        _ => quote!(),
+    };
     let net_fields: Vec<(String, Ident)> = body_field_names
         .iter()
         .chain(["towers", "heads"].iter())
@@ -562,6 +593,8 @@ pub fn expand(model: &Model) -> TokenStream {
                 let out = self.try_forward_mut(x)?;
                 ::core::result::Result::Ok(::std::vec![#(out.#task_idents.try_realize::<(usize, usize)>().unwrap_or_else(|_| unreachable!())),*])
             }
+
+            #gate_weights_impl
 
             fn try_forward_eval(
                 &self,

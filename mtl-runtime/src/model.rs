@@ -35,5 +35,15 @@ mod network {
 
         /// Inference forward pass.
         fn try_forward_eval(&self, x: DynBatch<E, D>) -> Result<Vec<DynBatch<E, D>>, D::Err>;
+
+        /// The gates of a mixture-of-experts body and their `[B, K]` weights for `x`, named like
+        /// Merlin's gates (`gate_<output>` per task, `shared_gate`). Empty for other bodies.
+        fn try_gate_weights(
+            &self,
+            x: DynBatch<E, D>,
+        ) -> Result<Vec<(&'static str, DynBatch<E, D>)>, D::Err> {
+            let _ = x;
+            Ok(Vec::new())
+        }
     }
 }

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use dfdx::prelude::*;
 
-pub use report::{EpochRecord, History, Report};
+pub use report::{EpochRecord, GateWeights, History, Report};
 
 use self::dense_adam::DenseAdam;
 use crate::data::{Batch, BatchOptions, Dataset};
@@ -77,6 +77,9 @@ pub struct TrainConfig {
     pub early_stopping: Option<EarlyStopping>,
     /// Show a progress bar with the running loss and rows/s.
     pub progress: bool,
+    /// Report each mixture-of-experts gate's mean expert weights in `evaluate`
+    /// (`gate_click/binary_output_weight_0`, ...; `shared_gate_weight_k` for a shared gate).
+    pub gate_metrics: bool,
 }
 
 impl Default for TrainConfig {
@@ -96,6 +99,7 @@ impl Default for TrainConfig {
             weighted_metrics: Vec::new(),
             early_stopping: None,
             progress: false,
+            gate_metrics: false,
         }
     }
 }
@@ -135,6 +139,10 @@ impl TrainConfig {
     }
     pub fn with_progress(mut self, progress: bool) -> Self {
         self.progress = progress;
+        self
+    }
+    pub fn with_gate_metrics(mut self, on: bool) -> Self {
+        self.gate_metrics = on;
         self
     }
     pub fn with_early_stopping(mut self, early: EarlyStopping) -> Self {
@@ -461,20 +469,57 @@ where
     }
 
     /// Raw outputs (`[B, W]` per task, row-major) of one batch, inference mode.
+    fn input(
+        &self,
+        batch: &Batch,
+        bound: &Bound,
+        scratch: &mut Scratch,
+    ) -> Result<crate::model::DynBatch<f32, D>> {
+        self.embeddings
+            .gather(batch, &bound.input, &mut scratch.input)?;
+        self.device
+            .try_tensor_from_vec(scratch.input.clone(), (batch.len(), M::SPEC.input_width))
+            .map_err(Self::device_err)
+    }
+
     fn outputs(
         &self,
         batch: &Batch,
         bound: &Bound,
         scratch: &mut Scratch,
     ) -> Result<Vec<Vec<f32>>> {
-        self.embeddings
-            .gather(batch, &bound.input, &mut scratch.input)?;
-        let x = self
-            .device
-            .try_tensor_from_vec(scratch.input.clone(), (batch.len(), M::SPEC.input_width))
-            .map_err(Self::device_err)?;
+        let x = self.input(batch, bound, scratch)?;
         let outputs = self.network.try_forward_eval(x).map_err(Self::device_err)?;
         Ok(outputs.iter().map(|o| o.as_vec()).collect())
+    }
+
+    /// Adds each gate's per-expert weight sums over `batch` to `sums`.
+    fn accumulate_gates(
+        &self,
+        batch: &Batch,
+        bound: &Bound,
+        scratch: &mut Scratch,
+        sums: &mut Vec<(&'static str, Vec<f64>)>,
+    ) -> Result<()> {
+        let x = self.input(batch, bound, scratch)?;
+        for (i, (name, g)) in self
+            .network
+            .try_gate_weights(x)
+            .map_err(Self::device_err)?
+            .into_iter()
+            .enumerate()
+        {
+            let k = g.shape().1;
+            if sums.len() <= i {
+                sums.push((name, vec![0.0; k]));
+            }
+            for row in g.as_vec().chunks(k) {
+                for (s, w) in sums[i].1.iter_mut().zip(row) {
+                    *s += f64::from(*w);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Loss and metrics over all of `data` (in order, no shuffling), named as Merlin names them.
@@ -494,9 +539,13 @@ where
             .collect();
         let mut task_loss_sums = vec![0.0f64; spec.tasks.len()];
         let (mut rows, mut loss_sum, mut last_batch_loss) = (0usize, 0.0f64, 0.0f64);
+        let mut gate_sums: Vec<(&'static str, Vec<f64>)> = Vec::new();
         let mut batches = data.batches(BatchOptions::sequential(self.config.batch_size), 0)?;
         while let Some(batch) = batches.next() {
             let outputs = self.outputs(batch, &bound, &mut scratch)?;
+            if self.config.gate_metrics {
+                self.accumulate_gates(batch, &bound, &mut scratch, &mut gate_sums)?;
+            }
             let n = batch.len();
             let mut batch_total = 0.0f64;
             for (i, (task, out)) in bound.tasks.iter().zip(&outputs).enumerate() {
@@ -539,6 +588,11 @@ where
             }
             for m in &self.metrics[i].1 {
                 report.push(format!("{prefix}weighted_{m}"), weighted[i].value(m));
+            }
+        }
+        for (gate, sums) in &gate_sums {
+            for (k, s) in sums.iter().enumerate() {
+                report.push(format!("{gate}_weight_{k}"), s / denom);
             }
         }
         report.push("regularization_loss", 0.0);

@@ -100,3 +100,96 @@ pub struct History {
     /// Set when early stopping ended training: the best epoch (0-based).
     pub stopped_early_at_best: Option<usize>,
 }
+
+/// Mean expert weights per gate, read back from a report's `<gate>_weight_<k>` entries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateWeights {
+    /// `(gate name, mean weight of expert k)` in report order.
+    pub gates: Vec<(String, Vec<f64>)>,
+}
+
+impl Report {
+    /// The gate metrics of this report (see `TrainConfig::gate_metrics`); `None` without any.
+    pub fn gate_weights(&self) -> Option<GateWeights> {
+        let mut gates: Vec<(String, Vec<f64>)> = Vec::new();
+        for (name, value) in &self.entries {
+            let Some((gate, k)) = name.rsplit_once("_weight_") else {
+                continue;
+            };
+            let Ok(k) = k.parse::<usize>() else { continue };
+            match gates.iter_mut().find(|(g, _)| g == gate) {
+                Some((_, w)) if w.len() == k => w.push(*value),
+                Some(_) => {}
+                None if k == 0 => gates.push((gate.to_string(), vec![*value])),
+                None => {}
+            }
+        }
+        (!gates.is_empty()).then_some(GateWeights { gates })
+    }
+}
+
+impl GateWeights {
+    /// An SVG heatmap: one row per gate (task), one column per expert, darker = more weight.
+    pub fn to_svg(&self) -> String {
+        let experts = self.gates.iter().map(|(_, w)| w.len()).max().unwrap_or(0);
+        let (cell, label_w, top) = (56usize, 260usize, 40usize);
+        let width = label_w + experts * cell + 20;
+        let height = top + self.gates.len() * cell + 20;
+        let mut svg = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        );
+        svg.push_str("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
+        for k in 0..experts {
+            let x = label_w + k * cell + cell / 2;
+            svg.push_str(&format!(
+                "<text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">expert {k}</text>\n",
+                top - 12
+            ));
+        }
+        for (r, (gate, weights)) in self.gates.iter().enumerate() {
+            let y = top + r * cell;
+            svg.push_str(&format!(
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
+                label_w - 8,
+                y + cell / 2 + 4,
+                gate.replace('&', "&amp;").replace('<', "&lt;")
+            ));
+            for (k, w) in weights.iter().enumerate() {
+                // White (0) to dark blue (1).
+                let shade = (255.0 * (1.0 - w.clamp(0.0, 1.0))) as u8;
+                let x = label_w + k * cell;
+                svg.push_str(&format!(
+                    "<rect x=\"{x}\" y=\"{y}\" width=\"{cell}\" height=\"{cell}\" fill=\"rgb({shade},{shade},255)\" stroke=\"#888\"/>\n"
+                ));
+                let color = if *w > 0.5 { "white" } else { "black" };
+                svg.push_str(&format!(
+                    "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{color}\">{w:.2}</text>\n",
+                    x + cell / 2,
+                    y + cell / 2 + 4
+                ));
+            }
+        }
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
+
+impl fmt::Display for GateWeights {
+    /// A table: one row per gate, one column per expert.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let experts = self.gates.iter().map(|(_, w)| w.len()).max().unwrap_or(0);
+        let names: Vec<String> = (0..experts).map(|k| format!("expert {k}")).collect();
+        let mut header = vec!["gate"];
+        header.extend(names.iter().map(String::as_str));
+        let rows: Vec<Vec<String>> = self
+            .gates
+            .iter()
+            .map(|(g, w)| {
+                std::iter::once(g.clone())
+                    .chain(w.iter().map(|v| format!("{v:.3}")))
+                    .collect()
+            })
+            .collect();
+        crate::table::write_table(f, &header, &rows)
+    }
+}
