@@ -11,7 +11,7 @@ pub trait MtlModel {
 }
 
 #[cfg(feature = "engine")]
-pub use network::{DynBatch, TapedOutputs, TaskNetwork};
+pub use network::{DynBatch, NamedGates, TapedOutputs, TaskNetwork};
 
 #[cfg(feature = "engine")]
 mod network {
@@ -19,6 +19,9 @@ mod network {
 
     /// A `[B, W]` tensor whose widths are known at run time only.
     pub type DynBatch<E, D, T = NoneTape> = Tensor<(usize, usize), E, D, T>;
+
+    /// Named `[B, K]` gate weights of a mixture-of-experts body.
+    pub type NamedGates<E, D> = Vec<(&'static str, DynBatch<E, D>)>;
 
     /// The per-task outputs of a training pass, each carrying part of the gradient tape.
     pub type TapedOutputs<E, D> = Vec<DynBatch<E, D, OwnedTape<E, D>>>;
@@ -38,10 +41,7 @@ mod network {
 
         /// The gates of a mixture-of-experts body and their `[B, K]` weights for `x`, named like
         /// Merlin's gates (`gate_<output>` per task, `shared_gate`). Empty for other bodies.
-        fn try_gate_weights(
-            &self,
-            x: DynBatch<E, D>,
-        ) -> Result<Vec<(&'static str, DynBatch<E, D>)>, D::Err> {
+        fn try_gate_weights(&self, x: DynBatch<E, D>) -> Result<NamedGates<E, D>, D::Err> {
             let _ = x;
             Ok(Vec::new())
         }

@@ -17,6 +17,9 @@ use rand_distr::Uniform;
 
 use super::dense::Float;
 
+/// `[B, W]` with a batch dimension known at run time.
+type Batch<const W: usize, E, D, T> = Tensor<(usize, Const<W>), E, D, T>;
+
 /// `softmax(W·P(x) / τ)`: `P` is the gate block (`[B, I]` → `[B, G]`, an MLP or the identity),
 /// `W` the bias-free projection to the `K` experts.
 #[derive(Debug, Clone)]
@@ -69,7 +72,7 @@ impl<const G: usize, const K: usize, const TEMP: u16, P, E: Float, D: Device<E>>
     fn weights<T: Tape<E, D>>(
         &self,
         h: Tensor<(usize, Const<G>), E, D, T>,
-    ) -> Result<Tensor<(usize, Const<K>), E, D, T>, D::Err> {
+    ) -> Result<Batch<K, E, D, T>, D::Err> {
         let z = h.try_matmul(self.weight.retaped::<T>().try_permute()?)?;
         let inv = E::from_f64(1.0 / Self::TEMPERATURE).unwrap_or(E::ONE);
         z.try_mul(inv)?.try_softmax::<Axis<1>>()
@@ -79,7 +82,7 @@ impl<const G: usize, const K: usize, const TEMP: u16, P, E: Float, D: Device<E>>
     pub fn try_weights<const I: usize>(
         &self,
         x: Tensor<(usize, Const<I>), E, D, NoneTape>,
-    ) -> Result<Tensor<(usize, Const<K>), E, D, NoneTape>, D::Err>
+    ) -> Result<Batch<K, E, D, NoneTape>, D::Err>
     where
         P: Module<
             Tensor<(usize, Const<I>), E, D, NoneTape>,
@@ -94,7 +97,7 @@ impl<const G: usize, const K: usize, const TEMP: u16, P, E: Float, D: Device<E>>
     pub fn try_weights_mut<const I: usize>(
         &mut self,
         x: Tensor<(usize, Const<I>), E, D, OwnedTape<E, D>>,
-    ) -> Result<Tensor<(usize, Const<K>), E, D, OwnedTape<E, D>>, D::Err>
+    ) -> Result<Batch<K, E, D, OwnedTape<E, D>>, D::Err>
     where
         P: ModuleMut<
             Tensor<(usize, Const<I>), E, D, OwnedTape<E, D>>,
@@ -120,7 +123,7 @@ pub fn mix_experts<
 >(
     experts: Tensor<(usize, Const<KH>), E, D, T>,
     weights: Tensor<(usize, Const<K>), E, D, R>,
-) -> Result<Tensor<(usize, Const<H>), E, D, T>, D::Err> {
+) -> Result<Batch<H, E, D, T>, D::Err> {
     let b = experts.shape().0;
     let shape = (b, Const::<K>, Const::<H>);
     let e = experts.try_reshape_like(&shape)?;
