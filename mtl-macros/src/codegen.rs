@@ -284,7 +284,7 @@ pub fn expand(model: &Model) -> TokenStream {
                     #gates_visit
                 }
             };
-            let mix = quote!(#p::nn::mix_experts::<#k, #h, #kh, E, D, _, _>);
+            let mix = quote!(#p::nn::mix_experts::<#k, #h, #kh, E, D, _>);
             let (infer, train) = if moe.kind == "mmoe" {
                 let infer = quote! {
                     let e = self.experts.try_forward(x.clone())?;

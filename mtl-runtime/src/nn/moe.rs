@@ -8,7 +8,8 @@
 //!
 //! A gate computes `g = softmax(W·gate_block(x) / τ)` with `W` a bias-free `[K, G]` projection
 //! (glorot-uniform) and τ the temperature, given in per-mille as the const generic `TEMP`.
-//! [`mix_experts`] returns `Σ_k g_k·E_k`: `[B, K·H]` experts and `[B, K]` weights to `[B, H]`.
+//! [`mix_experts`] returns `Σ_k g_k·E_k`: `[B, K·H]` experts and `[B, K]` weights to `[B, H]`,
+//! as one batched matrix product.
 
 use std::marker::PhantomData;
 
@@ -112,21 +113,22 @@ impl<const G: usize, const K: usize, const TEMP: u16, P, E: Float, D: Device<E>>
 
 /// `Σ_k g_k·E_k`: experts `[B, K·H]` (expert k in columns `k·H..(k+1)·H`) and weights `[B, K]`
 /// to `[B, H]`. `KH` must equal `K·H` (the macro guarantees it).
+///
+/// Computed as a batched matrix product `[B, 1, K] × [B, K, H]`: contiguous kernels forward and
+/// backward, about 2× faster than broadcasting the weights and reducing over the experts.
 pub fn mix_experts<
     const K: usize,
     const H: usize,
     const KH: usize,
     E: Float,
     D: Device<E>,
-    T: Tape<E, D> + Merge<R>,
-    R: Tape<E, D>,
+    T: Tape<E, D> + Merge<T>,
 >(
     experts: Tensor<(usize, Const<KH>), E, D, T>,
-    weights: Tensor<(usize, Const<K>), E, D, R>,
+    weights: Tensor<(usize, Const<K>), E, D, T>,
 ) -> Result<Batch<H, E, D, T>, D::Err> {
     let b = experts.shape().0;
-    let shape = (b, Const::<K>, Const::<H>);
-    let e = experts.try_reshape_like(&shape)?;
-    let g = weights.try_broadcast_like::<_, Axis<2>>(&shape)?;
-    e.try_mul(g)?.try_sum::<(usize, Const<H>), Axis<1>>()
+    let e = experts.try_reshape_like(&(b, Const::<K>, Const::<H>))?;
+    let g = weights.try_reshape_like(&(b, Const::<1>, Const::<K>))?;
+    g.try_matmul(e)?.try_reshape_like(&(b, Const::<H>))
 }
