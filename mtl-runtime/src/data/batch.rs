@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::buffers::ColumnBuffers;
-use super::layout::{ColumnKind, Layout};
+use super::layout::Layout;
 use super::Dataset;
 use crate::error::{Error, Result};
 
@@ -106,14 +106,12 @@ impl Batch {
 
     /// The ids of a categorical column, `[B]`.
     pub fn ids(&self, column: &str) -> Option<&[u32]> {
-        let c = self.layout.get(column)?;
-        (c.kind == ColumnKind::Ids).then(|| self.data.ids[c.slot].as_slice())
+        self.data.ids_named(&self.layout, column)
     }
 
     /// The values of a non-categorical column, `[B]`.
     pub fn floats(&self, column: &str) -> Option<&[f32]> {
-        let c = self.layout.get(column)?;
-        (c.kind == ColumnKind::Floats).then(|| self.data.floats[c.slot].as_slice())
+        self.data.floats_named(&self.layout, column)
     }
 
     /// Id column by layout slot (no name lookup; see [`Layout::get`]).

@@ -7,6 +7,8 @@
 
 use std::ops::Range;
 
+use super::layout::{ColumnKind, Layout};
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct ColumnBuffers {
     pub ids: Vec<Vec<u32>>,
@@ -26,6 +28,18 @@ impl ColumnBuffers {
             ids: (0..n_ids).map(|_| Vec::with_capacity(rows)).collect(),
             floats: (0..n_floats).map(|_| Vec::with_capacity(rows)).collect(),
         }
+    }
+
+    /// The ids of `column` if `layout` decodes it as ids.
+    pub fn ids_named(&self, layout: &Layout, column: &str) -> Option<&[u32]> {
+        let c = layout.get(column)?;
+        (c.kind == ColumnKind::Ids).then(|| self.ids[c.slot].as_slice())
+    }
+
+    /// The values of `column` if `layout` decodes it as floats.
+    pub fn floats_named(&self, layout: &Layout, column: &str) -> Option<&[f32]> {
+        let c = layout.get(column)?;
+        (c.kind == ColumnKind::Floats).then(|| self.floats[c.slot].as_slice())
     }
 
     /// Number of rows (all columns have the same length; a layout without columns has none).

@@ -175,14 +175,12 @@ impl Dataset {
 
     /// All ids of a categorical column.
     pub fn ids(&self, column: &str) -> Option<&[u32]> {
-        let c = self.layout.get(column)?;
-        (c.kind == ColumnKind::Ids).then(|| self.data.ids[c.slot].as_slice())
+        self.data.ids_named(&self.layout, column)
     }
 
     /// All values of a non-categorical column.
     pub fn floats(&self, column: &str) -> Option<&[f32]> {
-        let c = self.layout.get(column)?;
-        (c.kind == ColumnKind::Floats).then(|| self.data.floats[c.slot].as_slice())
+        self.data.floats_named(&self.layout, column)
     }
 
     /// Rows `range` as a new dataset.
