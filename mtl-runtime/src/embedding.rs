@@ -7,7 +7,8 @@
 //! 2. lets the dense network compute the gradient of that input,
 //! 3. sums the gradient rows per distinct id (an id seen twice in a batch gets one update with
 //!    the summed gradient), and
-//! 4. updates only those rows with a row-wise optimizer ([`LazyAdam`] or [`Adagrad`]).
+//! 4. updates only those rows with a row-wise optimizer ([`RowOptimizerConfig::LazyAdam`] or
+//!    [`RowOptimizerConfig::Adagrad`]).
 //!
 //! The cost of a step therefore depends on the batch, not on the table size. Tables are
 //! initialised like Keras' `uniform` initialiser, U(-0.05, 0.05), from a seed. Features that name

@@ -3,10 +3,18 @@
 //! - [`schema`]: Merlin-compatible column schemas, read from and written to `schema.json` and
 //!   read from `schema.pbtxt`. Always available and dependency-light (the `mtl_model!` macro
 //!   uses it at compile time).
-//! - [`metrics`]: evaluation metrics (exact AUC, ...).
-//! - [`data`] (feature `engine`, on by default): Parquet / Arrow IPC datasets validated against a
-//!   schema, shuffled batches in memory or streamed with bounded memory, and synthetic data
-//!   generators (`tenrec-video`, as Merlin's `generate_data`).
+//! - [`spec`], [`model`], [`summary`]: the static model description `mtl_model!` generates, the
+//!   traits generated types implement, and the printed model summary. Dependency-light too.
+//! - [`metrics`]: the exact AUC (and, with `engine`, the streaming per-task accumulators).
+//!
+//! With the `engine` feature (on by default):
+//! - [`data`]: Parquet / Arrow IPC datasets validated against a schema, shuffled batches in
+//!   memory or streamed with bounded memory, and synthetic data generators (`tenrec-video`, as
+//!   Merlin's `generate_data`).
+//! - [`nn`]: the dfdx blocks generated networks are made of (dense layers, gates).
+//! - [`embedding`]: sparse embedding tables and their row-wise optimizers.
+//! - [`loss`]: per-task losses with Merlin's weighting.
+//! - [`train`]: the trainer (fit / evaluate / predict, reports, checkpoints).
 
 pub mod error;
 #[cfg(feature = "engine")]

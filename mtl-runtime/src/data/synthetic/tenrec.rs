@@ -8,10 +8,10 @@
 //!   sample, labelled `1..domain.max-1`. The same id always gets the same value; because ids
 //!   are skewed, almost every row lands in bin 1.
 //!
-//! Targets in [`TargetMode::Merlin`](super::TargetMode::Merlin): `click`, `follow`, `like`,
+//! Targets in [`TargetMode::Merlin`]: `click`, `follow`, `like`,
 //! `share` i.i.d. Bernoulli(0.5), `watching_times` uniform on `{0, ..., 4}`.
 //!
-//! Targets in [`TargetMode::Signal`](super::TargetMode::Signal), the ground truth:
+//! Targets in [`TargetMode::Signal`], the ground truth:
 //! - every user `u` has a latent vector `p_u ~ N(0, I_8)` and bias `b_u ~ N(0, 0.5²)`, every item
 //!   `i` a vector `q_i ~ N(0, I_8)` and bias `b_i ~ N(0, 0.5²)`; affinity `a = p_u·q_i / √8`
 //!   (standard deviation ≈ 1);
