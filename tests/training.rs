@@ -657,3 +657,50 @@ fn metrics_can_be_overridden_from_the_training_config() {
         "{err}"
     );
 }
+
+#[test]
+fn training_from_a_streamed_dataset_matches_in_memory_training() {
+    let data = mtl::data::synthetic::generate_data("tenrec-video", 3_000, &[1.0], 8)
+        .unwrap()
+        .remove(0);
+    let dir = tempfile::tempdir().unwrap();
+    data.write_parquet(
+        dir.path(),
+        &mtl::data::WriteOptions {
+            rows_per_file: Some(1_000),
+            row_group_rows: 250,
+        },
+    )
+    .unwrap();
+    let stream = mtl::data::StreamingDataset::open(dir.path()).unwrap();
+    let mut config = TrainConfig::default()
+        .with_batch_size(256)
+        .with_epochs(2)
+        .with_seed(4);
+    config.shuffle = false; // the same batches in the same order from both sources
+    let mut in_memory = Trainer::<Notebook>::new(Cpu::default(), config.clone()).unwrap();
+    let mut streamed = Trainer::<Notebook>::new(Cpu::default(), config).unwrap();
+    let a = in_memory.fit(&data, None).unwrap();
+    let b = streamed.fit_streaming(&stream, None).unwrap();
+    assert_eq!(a.epochs[1].train.get("loss"), b.epochs[1].train.get("loss"));
+    assert_eq!(
+        in_memory.predict(&data).unwrap(),
+        streamed.predict(&data).unwrap()
+    );
+
+    // Shuffled streaming trains too (through the bounded buffer).
+    let shuffled = mtl::data::StreamingDataset::open(dir.path())
+        .unwrap()
+        .with_shuffle_buffer_rows(1_000);
+    let mut trainer =
+        Trainer::<Notebook>::new(Cpu::default(), TrainConfig::default().with_batch_size(256))
+            .unwrap();
+    let history = trainer.fit_streaming(&shuffled, Some(&data)).unwrap();
+    assert!(history.epochs[0]
+        .validation
+        .as_ref()
+        .unwrap()
+        .get("loss")
+        .unwrap()
+        .is_finite());
+}

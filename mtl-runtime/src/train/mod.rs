@@ -21,7 +21,7 @@ use dfdx::prelude::*;
 pub use report::{EpochRecord, GateWeights, History, Report};
 
 use self::dense_adam::DenseAdam;
-use crate::data::{Batch, BatchOptions, Dataset};
+use crate::data::{Batch, BatchOptions, BatchSource, Dataset, Layout, StreamingDataset};
 use crate::embedding::{Embeddings, InputBinding, RowOptimizer, RowOptimizerConfig};
 use crate::error::{Error, Result};
 use crate::loss::{task_loss, TaskBinding};
@@ -293,14 +293,14 @@ where
         &self.loss_weights
     }
 
-    fn bind(&self, data: &Dataset) -> Result<Bound> {
+    fn bind(&self, layout: &Layout) -> Result<Bound> {
         let spec = M::SPEC;
         Ok(Bound {
-            input: self.embeddings.bind(spec, data.layout())?,
+            input: self.embeddings.bind(spec, layout)?,
             tasks: spec
                 .tasks
                 .iter()
-                .map(|t| TaskBinding::bind(t, data.layout()))
+                .map(|t| TaskBinding::bind(t, layout))
                 .collect::<Result<_>>()?,
         })
     }
@@ -368,10 +368,53 @@ where
         Ok((losses, total_value))
     }
 
-    /// Trains for `config.epochs` epochs; evaluates on `valid` after each (if given).
+    /// Trains for `config.epochs` epochs on an in-memory dataset; evaluates on `valid` after
+    /// each (if given).
     pub fn fit(&mut self, train: &Dataset, valid: Option<&Dataset>) -> Result<History> {
+        self.fit_source(
+            train.layout(),
+            |options, epoch| {
+                let batches = train.batches(options, epoch)?;
+                let n = batches.num_batches();
+                Ok((Box::new(batches) as Box<dyn BatchSource>, Some(n)))
+            },
+            valid,
+        )
+    }
+
+    /// Trains on a dataset streamed from disk (row groups through a bounded shuffle buffer), for
+    /// data larger than memory; otherwise like [`Trainer::fit`].
+    pub fn fit_streaming(
+        &mut self,
+        train: &StreamingDataset,
+        valid: Option<&Dataset>,
+    ) -> Result<History> {
+        self.fit_source(
+            train.layout(),
+            |options, epoch| {
+                let batches = train.batches(options, epoch)?;
+                let n = train
+                    .num_rows()
+                    .map(|r| (r as usize).div_ceil(options.batch_size));
+                Ok((Box::new(batches) as Box<dyn BatchSource>, n))
+            },
+            valid,
+        )
+    }
+
+    /// The epoch loop over any batch source: `epoch_batches(options, epoch)` gives one epoch's
+    /// batches and, when known, their number (for the progress bar).
+    fn fit_source<'d>(
+        &mut self,
+        layout: &Layout,
+        mut epoch_batches: impl FnMut(
+            BatchOptions,
+            u64,
+        ) -> Result<(Box<dyn BatchSource + 'd>, Option<usize>)>,
+        valid: Option<&Dataset>,
+    ) -> Result<History> {
         let spec = M::SPEC;
-        let bound = self.bind(train)?;
+        let bound = self.bind(layout)?;
         let mut history = History::default();
         let mut scratch = Scratch::default();
         let mut best: Option<(f64, usize, M::Built, Embeddings)> = None;
@@ -382,15 +425,15 @@ where
                 seed: self.config.seed,
                 drop_last: false,
             };
-            let mut batches = train.batches(options, epoch as u64)?;
+            let (mut batches, num_batches) = epoch_batches(options, epoch as u64)?;
             let progress = self.progress_bar(
-                batches.num_batches(),
+                num_batches.unwrap_or(0),
                 &format!("epoch {}/{}", epoch + 1, self.config.epochs),
             );
             let start = Instant::now();
             let (mut rows, mut loss_sum) = (0usize, 0.0f64);
             let mut task_sums = vec![0.0f64; spec.tasks.len()];
-            while let Some(batch) = batches.next() {
+            while let Some(batch) = batches.next_batch()? {
                 let (losses, total) = self.train_step(batch, &bound, &mut scratch)?;
                 let n = batch.len();
                 rows += n;
@@ -525,7 +568,7 @@ where
     /// Loss and metrics over all of `data` (in order, no shuffling), named as Merlin names them.
     pub fn evaluate(&self, data: &Dataset) -> Result<Report> {
         let spec = M::SPEC;
-        let bound = self.bind(data)?;
+        let bound = self.bind(data.layout())?;
         let mut scratch = Scratch::default();
         let mut plain: Vec<MetricState> = self
             .metrics
@@ -604,7 +647,7 @@ where
     /// regression, class probabilities (`[N, classes]` row-major) for multiclass.
     pub fn predict(&self, data: &Dataset) -> Result<Vec<Vec<f32>>> {
         let spec = M::SPEC;
-        let bound = self.bind(data)?;
+        let bound = self.bind(data.layout())?;
         let mut scratch = Scratch::default();
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); spec.tasks.len()];
         let mut batches = data.batches(BatchOptions::sequential(self.config.batch_size), 0)?;
