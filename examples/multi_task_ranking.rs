@@ -13,8 +13,8 @@
 //! Cells: generating data, the schema, the first rows, the shared-bottom model from the schema
 //! (summary, fit, evaluate), loss weights 5/4/3/2/1, class weights (1, 5) / (1, 20), `age` and
 //! `watching_times` as weight columns, `like` restricted to `click`'s sample space with weighted
-//! AUC, per-task towers, and MMoE. Each prints its evaluate report. The CGC and PLE cells come
-//! with those bodies.
+//! AUC, per-task towers, MMoE and CGC. Each prints its evaluate report. The PLE cell comes with
+//! that body.
 
 use std::path::PathBuf;
 
@@ -86,6 +86,16 @@ mtl_model! {
     pub struct Mmoe {
         schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
         body: mmoe(experts = 4, expert = mlp[16], gate = mlp[16]),
+        towers: mlp[16],
+    }
+}
+
+mtl_model! {
+    /// "CGC": `mm.CGCBlock(output_block, expert_block=mm.MLPBlock([16]), num_task_experts=2,
+    /// num_shared_experts=3)` with towers `mm.MLPBlock([16])`.
+    pub struct Cgc {
+        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        body: cgc(task_experts = 2, shared_experts = 3, expert = mlp[16], gate = mlp[16]),
         towers: mlp[16],
     }
 }
@@ -242,12 +252,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     cell("MMoE: 4 experts mlp[16], gates mlp[16], towers mlp[16]");
     print!("{}", dev.build_module::<Mmoe, f32>());
-    let report = fit_and_evaluate::<Mmoe>(config.with_gate_metrics(true), &train, &valid)?;
+    let report = fit_and_evaluate::<Mmoe>(config.clone().with_gate_metrics(true), &train, &valid)?;
     if let Some(gates) = report.gate_weights() {
         println!("\nmean expert weight per task gate:\n{gates}");
         let path = std::env::temp_dir().join("mtl_mmoe_gates.svg");
         std::fs::write(&path, gates.to_svg())?;
         println!("gate heatmap written to {}", path.display());
     }
+
+    cell("CGC: 2 task experts + 3 shared experts mlp[16], gates mlp[16], towers mlp[16]");
+    fit_and_evaluate::<Cgc>(config, &train, &valid)?;
     Ok(())
 }

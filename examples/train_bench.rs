@@ -1,12 +1,13 @@
 //! Training throughput: samples/s of the reference models.
 //!
 //! ```text
-//! cargo run --release --example train_bench -- [--model shared|mmoe] [--rows 1000000]
+//! cargo run --release --example train_bench -- [--model shared|mmoe|cgc] [--rows 1000000]
 //!     [--batch 4096] [--epochs 1]
 //! ```
 //! Same models as the PyTorch reference (`shared/bench/pytorch-reference`): embeddings user_id
 //! 64, item_id 64, video_category/gender/age 16, five heads, Adam lr 1e-3 (lazy Adam on the
-//! tables); `shared` is MLP [32, 16], `mmoe` 4 experts mlp[16], gates mlp[16], towers mlp[16].
+//! tables); `shared` is MLP [32, 16], `mmoe` 4 experts mlp[16], gates mlp[16], towers mlp[16],
+//! `cgc` 2 experts per task + 3 shared.
 //! Data: synthetic tenrec-video (signal targets), generated in memory. Prints samples/s of the
 //! training epoch(s) and the validation AUC of click.
 
@@ -43,6 +44,22 @@ mtl_model! {
             age: categorical(dim = 16),
         },
         body: mmoe(experts = 4, expert = mlp[16], gate = mlp[16]),
+        towers: mlp[16],
+    }
+}
+
+mtl_model! {
+    /// The reference CGC model (2 task experts + 3 shared, as the PyTorch reference).
+    pub struct CgcBench {
+        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        inputs: {
+            user_id: categorical(dim = 64),
+            item_id: categorical(dim = 64),
+            video_category: categorical(dim = 16),
+            gender: categorical(dim = 16),
+            age: categorical(dim = 16),
+        },
+        body: cgc(task_experts = 2, shared_experts = 3, expert = mlp[16], gate = mlp[16]),
         towers: mlp[16],
     }
 }
@@ -106,6 +123,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match model.as_str() {
         "shared" => bench::<SharedBottom>(&splits[0], &splits[1], config),
         "mmoe" => bench::<MmoeBench>(&splits[0], &splits[1], config),
-        other => Err(format!("unknown model `{other}`: shared or mmoe").into()),
+        "cgc" => bench::<CgcBench>(&splits[0], &splits[1], config),
+        other => Err(format!("unknown model `{other}`: shared, mmoe or cgc").into()),
     }
 }

@@ -90,8 +90,13 @@
 //!   weights.
 //! - `moe(..)`: the same with ONE gate shared by all tasks (`gates.shared`), the one-gate MoE
 //!   baseline of the MMoE paper.
-//! - `cgc`, `ple`: reserved for Customized Gate Control and Progressive Layered Extraction (not
-//!   available yet).
+//! - `cgc(task_experts = n, shared_experts = s, expert = mlp[H], gate = .., temperature = τ)`:
+//!   Customized Gate Control (Tang et al., RecSys 2020; Merlin's CGCBlock). Every task has its own
+//!   `n` experts and all tasks share `s`; task t's gate weighs exactly its own experts and the
+//!   shared ones (exact matching, no name-prefix leaks) and mixes them. All `T·n + s` experts run
+//!   as one batched layer (task t's experts first, in task order, then the shared ones).
+//!   Defaults: `n = 1`, `s = 1`; both 0 is an error.
+//! - `ple`: reserved for Progressive Layered Extraction (not available yet).
 //!
 //! ### `tasks`
 //! One entry per task; the key is the target column. Kinds:
@@ -143,7 +148,7 @@
 //!
 //! ## Compile errors you will meet
 //!
-//! Every problem is reported at once, each on its own token. A few of the 42 checked cases
+//! Every problem is reported at once, each on its own token. A few of the 43 checked cases
 //! (`tests/ui/`):
 //!
 //! ```text

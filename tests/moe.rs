@@ -169,3 +169,61 @@ fn gate_metrics_are_named_like_merlin_and_give_a_table_and_heatmap() {
         "off by default"
     );
 }
+
+mtl_model! {
+    /// The notebook's CGC: 2 experts per task + 3 shared, gates mlp[16], towers mlp[16].
+    pub struct Cgc {
+        schema: "tests/fixtures/merlin-tenrec-video/schema.json",
+        body: cgc(task_experts = 2, shared_experts = 3, expert = mlp[16], gate = mlp[16]),
+        towers: mlp[16],
+    }
+}
+
+#[test]
+fn cgc_tasks_mix_only_their_own_and_the_shared_experts() {
+    let dev = Cpu::default();
+    let net = dev.build_module::<Cgc, f32>();
+    // 5 tasks x 2 + 3 shared = 13 experts in one batched layer; each gate weighs 2 + 3.
+    let dense = |i: usize, o: usize| i * o + o;
+    assert_eq!(net.experts.num_trainable_params(), dense(112, 13 * 16));
+    assert_eq!(
+        net.gates.like.num_trainable_params(),
+        dense(112, 16) + 16 * 5
+    );
+    let x = input::<112>(&dev, 6);
+    assert_eq!(net.forward(x.clone()).share.shape().0, 6);
+    // Exact task matching: the `like` output does not move when another task's experts change.
+    let mut other = net.clone();
+    let mut w = other.experts.0.weight.as_vec();
+    // Experts of `click` (task 0) are rows 0..32 of the batched weight [13·16, 112].
+    for v in &mut w[..2 * 16 * 112] {
+        *v += 1.0;
+    }
+    other.experts.0.weight.copy_from(&w);
+    assert_eq!(
+        net.forward(x.clone()).like.as_vec(),
+        other.forward(x.clone()).like.as_vec()
+    );
+    assert_ne!(
+        net.forward(x.clone()).click.as_vec(),
+        other.forward(x.clone()).click.as_vec()
+    );
+    // ... and every gradient still reaches every expert and gate.
+    let mut net = net;
+    let out = net.forward_mut(x.leaky_traced());
+    let loss = out.click.square().mean()
+        + out.follow.square().mean()
+        + out.like.square().mean()
+        + out.share.square().mean()
+        + out.watching_times.square().mean();
+    let grads = loss.backward();
+    let g = grads.get(&net.experts.0.weight).as_vec();
+    for k in 0..13 {
+        assert!(
+            g[k * 16 * 112..(k + 1) * 16 * 112]
+                .iter()
+                .any(|v| *v != 0.0),
+            "expert {k}"
+        );
+    }
+}

@@ -736,18 +736,23 @@ fn body(value: &Value, errors: &mut Errors) -> Option<Body> {
                 width: width?,
             })
         }
-        kind @ ("mmoe" | "moe") => {
-            moe(call, if kind == "mmoe" { "mmoe" } else { "moe" }, errors).map(Body::Moe)
+        kind @ ("mmoe" | "moe" | "cgc") => {
+            let kind = match kind {
+                "mmoe" => "mmoe",
+                "moe" => "moe",
+                _ => "cgc",
+            };
+            moe(call, kind, errors).map(Body::Moe)
         }
-        later @ ("cgc" | "ple") => {
+        later @ "ple" => {
             errors.at(
                 call.name.span(),
-                format!("`{later}` bodies are not available yet (MMoE and MoE are); use `mmoe(..)` for now"),
+                format!("`{later}` bodies are not available yet (MMoE, MoE and CGC are); use `cgc(..)` for now"),
             );
             None
         }
         other => {
-            errors.at(call.name.span(), format!("unknown body `{other}`; expected `mlp[..]`, `identity` or `custom(Block, width = N)`"));
+            errors.at(call.name.span(), format!("unknown body `{other}`; expected `mlp[..]`, `identity`, `custom(Block, width = N)`, `mmoe(..)`, `moe(..)` or `cgc(..)`"));
             None
         }
     }
@@ -755,24 +760,63 @@ fn body(value: &Value, errors: &mut Errors) -> Option<Body> {
 
 fn moe(call: &Call, kind: &'static str, errors: &mut Errors) -> Option<Moe> {
     let what = format!("the `{kind}` body");
+    let example = if kind == "cgc" {
+        "task_experts = 2, shared_experts = 1, expert = mlp[16]"
+    } else {
+        "experts = 4, expert = mlp[16]"
+    };
     if let Some((span, _)) = &call.brackets {
         errors.at(
             *span,
-            format!(
-                "`{kind}` takes options in parentheses: `{kind}(experts = 4, expert = mlp[16])`"
-            ),
+            format!("`{kind}` takes options in parentheses: `{kind}({example})`"),
         );
     }
     let mut opts = Options::new(call, &what, errors);
-    let experts = match opts.take("experts") {
-        Some((k, v)) => positive_int(v, k, errors),
-        None => {
-            errors.at(
-                call.name.span(),
-                format!("`{kind}` needs the number of experts: `experts = 4`"),
-            );
-            None
+    let (experts, task_experts) = if kind == "cgc" {
+        let count = |opts: &mut Options, key: &str, errors: &mut Errors| -> Option<usize> {
+            match opts.take(key) {
+                Some((
+                    k,
+                    Some(Value::Int {
+                        lit,
+                        negative: false,
+                        ..
+                    }),
+                )) => match lit.base10_parse::<usize>() {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        errors.at(k.span(), e);
+                        None
+                    }
+                },
+                Some((k, v)) => {
+                    errors.at(
+                        v.map_or(k.span(), Value::span),
+                        format!("`{key}` is a number of experts, e.g. `{key} = 2`"),
+                    );
+                    None
+                }
+                None => Some(1), // Merlin's defaults: one task expert, one shared expert
+            }
+        };
+        let task = count(&mut opts, "task_experts", errors);
+        let shared = count(&mut opts, "shared_experts", errors);
+        if task == Some(0) && shared == Some(0) {
+            errors.at(call.name.span(), "`cgc` needs at least one expert: `task_experts` and `shared_experts` cannot both be 0");
         }
+        (shared, task.unwrap_or(0))
+    } else {
+        let experts = match opts.take("experts") {
+            Some((k, v)) => positive_int(v, k, errors),
+            None => {
+                errors.at(
+                    call.name.span(),
+                    format!("`{kind}` needs the number of experts: `experts = 4`"),
+                );
+                None
+            }
+        };
+        (experts, 0)
     };
     let expert = match opts.take("expert") {
         Some((_, Some(v))) => mlp_value(v, "`expert`", errors).and_then(|m| {
@@ -823,10 +867,28 @@ fn moe(call: &Call, kind: &'static str, errors: &mut Errors) -> Option<Moe> {
         },
         None => 1000,
     };
-    opts.finish(&["experts", "expert", "gate", "temperature"], errors);
+    if kind == "cgc" {
+        opts.finish(
+            &[
+                "task_experts",
+                "shared_experts",
+                "expert",
+                "gate",
+                "temperature",
+            ],
+            errors,
+        );
+    } else {
+        opts.finish(&["experts", "expert", "gate", "temperature"], errors);
+    }
+    let experts = experts?;
+    if experts + task_experts == 0 {
+        return None;
+    }
     Some(Moe {
         kind,
-        experts: experts?,
+        experts,
+        task_experts,
         expert: expert?,
         gate,
         temperature,

@@ -248,7 +248,8 @@ pub fn expand(model: &Model) -> TokenStream {
     let gates_ty = format_ident!("{}Gates", name);
     let (body_fields, body_field_names, body_items, infer_body, train_body) = match &model.body {
         Body::Moe(moe) => {
-            let k = moe.experts;
+            let k = moe.total_experts(model.tasks.len());
+            let kg = moe.gate_experts();
             let h = moe.expert.out_width();
             let kh = k * h;
             let mut expert = moe.expert.clone();
@@ -259,8 +260,8 @@ pub fn expand(model: &Model) -> TokenStream {
                 None => (input_width, quote!(#p::nn::Identity)),
             };
             let temp = moe.temperature;
-            let gate_ty = quote!(#p::nn::Gate<#g, #k, #temp, #gate_block, E, D>);
-            let gate_names: Vec<Ident> = if moe.kind == "mmoe" {
+            let gate_ty = quote!(#p::nn::Gate<#g, #kg, #temp, #gate_block, E, D>);
+            let gate_names: Vec<Ident> = if moe.kind != "moe" {
                 task_idents.clone()
             } else {
                 vec![format_ident!("shared")]
@@ -285,15 +286,47 @@ pub fn expand(model: &Model) -> TokenStream {
                 }
             };
             let mix = quote!(#p::nn::mix_experts::<#k, #h, #kh, E, D, _>);
-            let (infer, train) = if moe.kind == "mmoe" {
+            // CGC: task t's gate weighs its own experts (t·n ..) then the shared ones (T·n ..);
+            // its weights are placed among all experts before mixing.
+            let place = |t: usize, w: TokenStream| -> TokenStream {
+                if moe.kind != "cgc" {
+                    return w;
+                }
+                let n = moe.task_experts;
+                let columns: Vec<usize> = (0..n)
+                    .map(|i| t * n + i)
+                    .chain((0..moe.experts).map(|j| model.tasks.len() * n + j))
+                    .collect();
+                quote!(#p::nn::expand_gate::<#kg, #k, E, D, _>(#w, &[#(#columns),*])?)
+            };
+            let (infer, train) = if moe.kind != "moe" {
+                let infer_gates =
+                    task_idents
+                        .iter()
+                        .zip(&h_idents)
+                        .enumerate()
+                        .map(|(i, (t, hi))| {
+                            let w = place(i, quote!(self.gates.#t.try_weights(x.clone())?));
+                            quote!(let #hi = #mix(e.clone(), #w)?;)
+                        });
                 let infer = quote! {
                     let e = self.experts.try_forward(x.clone())?;
-                    #(let #h_idents = #mix(e.clone(), self.gates.#task_idents.try_weights(x.clone())?)?;)*
+                    #(#infer_gates)*
                 };
-                let train_gates = task_idents.iter().zip(&h_idents).enumerate().map(|(i, (t, hi))| {
-                    let input = if i == 0 { quote!(x.clone().put_tape(tape)) } else { quote!(x.retaped::<#owned>()) };
-                    quote!(let #hi = #mix(e.retaped::<#owned>(), self.gates.#t.try_weights_mut(#input)?)?;)
-                });
+                let train_gates =
+                    task_idents
+                        .iter()
+                        .zip(&h_idents)
+                        .enumerate()
+                        .map(|(i, (t, hi))| {
+                            let input = if i == 0 {
+                                quote!(x.clone().put_tape(tape))
+                            } else {
+                                quote!(x.retaped::<#owned>())
+                            };
+                            let w = place(i, quote!(self.gates.#t.try_weights_mut(#input)?));
+                            quote!(let #hi = #mix(e.retaped::<#owned>(), #w)?;)
+                        });
                 let train = quote! {
                     let (x, tape) = x.split_tape();
                     let e = self.experts.try_forward_mut(x.clone().put_tape(tape))?;
@@ -361,7 +394,7 @@ pub fn expand(model: &Model) -> TokenStream {
     };
     let gate_weights_impl = match &model.body {
         Body::Moe(moe) => {
-            let (names, idents): (Vec<String>, Vec<Ident>) = if moe.kind == "mmoe" {
+            let (names, idents): (Vec<String>, Vec<Ident>) = if moe.kind != "moe" {
                 model
                     .tasks
                     .iter()
@@ -408,27 +441,24 @@ pub fn expand(model: &Model) -> TokenStream {
     // ---------------------------------------------------------------- summary
     let mut blocks = match &model.body {
         Body::Moe(moe) => {
-            let kh = moe.experts * moe.expert.out_width();
-            let expert_desc = format!(
-                "{} experts {} (batched)",
-                moe.experts,
-                moe.expert.describe()
-            );
+            let total = moe.total_experts(model.tasks.len());
+            let kh = total * moe.expert.out_width();
+            let expert_desc = format!("{} experts {} (batched)", total, moe.expert.describe());
             let mut b = vec![quote! {
                 #p::summary::Block { name: "experts", kind: #expert_desc, input: #input_width, output: #kh, params: <_ as #tp::NumParams<E, D>>::num_trainable_params(&self.experts) }
             }];
             let gate_desc = format!(
                 "gate {} -> softmax over {} (temperature {})",
                 moe.gate.as_ref().map_or("none".to_string(), Mlp::describe),
-                moe.experts,
+                moe.gate_experts(),
                 f64::from(moe.temperature) / 1000.0
             );
-            let names: Vec<String> = if moe.kind == "mmoe" {
+            let names: Vec<String> = if moe.kind != "moe" {
                 model.tasks.iter().map(|t| t.name.clone()).collect()
             } else {
                 vec!["shared".into()]
             };
-            let k = moe.experts;
+            let k = moe.gate_experts();
             for n in names {
                 let ident = format_ident!("{}", n);
                 let label = format!("gates.{n}");

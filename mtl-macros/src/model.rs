@@ -139,9 +139,12 @@ pub enum Body {
 }
 
 pub struct Moe {
-    /// `mmoe` or `moe`.
+    /// `mmoe`, `moe` or `cgc`.
     pub kind: &'static str,
+    /// Shared experts (all experts of `mmoe`/`moe`).
     pub experts: usize,
+    /// Experts of each task (`cgc` only; 0 otherwise).
+    pub task_experts: usize,
     /// The expert MLP (one layer; the K experts run as one batched layer).
     pub expert: Mlp,
     /// The gate block before the bias-free projection to the experts (`None`: the input).
@@ -151,12 +154,27 @@ pub struct Moe {
 }
 
 impl Moe {
+    /// Experts over all tasks: `T·task_experts + experts`.
+    pub fn total_experts(&self, tasks: usize) -> usize {
+        tasks * self.task_experts + self.experts
+    }
+
+    /// Experts one task's gate weighs: its own and the shared ones.
+    pub fn gate_experts(&self) -> usize {
+        self.task_experts + self.experts
+    }
+
     pub fn describe(&self) -> String {
         let gate = self.gate.as_ref().map_or("none".to_string(), Mlp::describe);
+        let experts = if self.kind == "cgc" {
+            format!("{} per task + {} shared", self.task_experts, self.experts)
+        } else {
+            self.experts.to_string()
+        };
         format!(
             "{}({} experts {}, gate {}, temperature {})",
             self.kind,
-            self.experts,
+            experts,
             self.expert.describe(),
             gate,
             f64::from(self.temperature) / 1000.0

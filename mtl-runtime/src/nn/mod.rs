@@ -18,4 +18,4 @@ mod moe;
 
 pub use activation::{Activation, Gelu, Linear, Relu, Selu, Sigmoid, Tanh};
 pub use dense::{Dense, Float, Identity, NoNorm};
-pub use moe::{mix_experts, Gate};
+pub use moe::{expand_gate, mix_experts, Gate};

@@ -132,3 +132,21 @@ pub fn mix_experts<
     let g = weights.try_reshape_like(&(b, Const::<1>, Const::<K>))?;
     g.try_matmul(e)?.try_reshape_like(&(b, Const::<H>))
 }
+
+/// Places a gate's `[B, KT]` weights at `columns` of a `[B, KALL]` weight matrix (zeros
+/// elsewhere), so that a CGC task gate over its own and the shared experts can mix the full,
+/// batched expert output. `columns[i]` is the position of the gate's expert `i` among all experts.
+pub fn expand_gate<const KT: usize, const KALL: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
+    weights: Tensor<(usize, Const<KT>), E, D, T>,
+    columns: &[usize; KT],
+) -> Result<Batch<KALL, E, D, T>, D::Err> {
+    let mut placement = vec![E::default(); KT * KALL];
+    for (i, &c) in columns.iter().enumerate() {
+        placement[i * KALL + c] = E::ONE;
+    }
+    let placement: Tensor<Rank2<KT, KALL>, E, D> = weights
+        .device()
+        .clone()
+        .try_tensor_from_vec(placement, (Const, Const))?;
+    weights.try_matmul(placement)
+}
