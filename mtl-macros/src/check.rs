@@ -99,6 +99,17 @@ impl<'a> Options<'a> {
     }
 }
 
+/// The `kind(..)` of an input or task entry; anything else is reported with `expected`.
+fn kind_call<'a>(value: &'a Value, expected: &str, errors: &mut Errors) -> Option<&'a Call> {
+    match value {
+        Value::Call(c) if c.brackets.is_none() => Some(c),
+        other => {
+            errors.at(other.span(), expected);
+            None
+        }
+    }
+}
+
 fn positive_int(value: Option<&Value>, key: &Ident, errors: &mut Errors) -> Option<usize> {
     match value {
         Some(Value::Int {
@@ -427,15 +438,12 @@ fn explicit_inputs(
                 continue;
             }
         }
-        let call = match &entry.value {
-            Value::Call(c) if c.brackets.is_none() => c,
-            other => {
-                errors.at(
-                    other.span(),
-                    "expected `categorical(..)` or `continuous(..)`",
-                );
-                continue;
-            }
+        let Some(call) = kind_call(
+            &entry.value,
+            "expected `categorical(..)` or `continuous(..)`",
+            errors,
+        ) else {
+            continue;
         };
         match call.name.to_string().as_str() {
             "categorical" => {
@@ -986,15 +994,12 @@ fn explicit_tasks(
             errors.at(entry.key.span(), format!("task `{name}` is declared twice"));
             continue;
         }
-        let call = match &entry.value {
-            Value::Call(c) if c.brackets.is_none() => c,
-            other => {
-                errors.at(
-                    other.span(),
-                    "expected a task kind: `binary`, `regression` or `multiclass(classes = N)`",
-                );
-                continue;
-            }
+        let Some(call) = kind_call(
+            &entry.value,
+            "expected a task kind: `binary`, `regression` or `multiclass(classes = N)`",
+            errors,
+        ) else {
+            continue;
         };
         let what = format!("task `{name}`");
         let mut opts = Options::new(call, &what, errors);

@@ -316,14 +316,7 @@ where
         bound: &Bound,
         scratch: &mut Scratch,
     ) -> Result<(Vec<f32>, f32)> {
-        let spec = M::SPEC;
-        let b = batch.len();
-        self.embeddings
-            .gather(batch, &bound.input, &mut scratch.input)?;
-        let x = self
-            .device
-            .try_tensor_from_vec(scratch.input.clone(), (b, spec.input_width))
-            .map_err(Self::device_err)?;
+        let x = self.input(batch, bound, scratch)?;
         let x_ref = x.clone();
         let outputs = self
             .network
@@ -511,7 +504,7 @@ where
         Some(bar)
     }
 
-    /// Raw outputs (`[B, W]` per task, row-major) of one batch, inference mode.
+    /// The `[B, INPUT_WIDTH]` network input of one batch.
     fn input(
         &self,
         batch: &Batch,
@@ -521,30 +514,26 @@ where
         self.embeddings
             .gather(batch, &bound.input, &mut scratch.input)?;
         self.device
-            .try_tensor_from_vec(scratch.input.clone(), (batch.len(), M::SPEC.input_width))
+            // The buffer moves into the tensor (no copy); gather refills a fresh one next time.
+            .try_tensor_from_vec(
+                std::mem::take(&mut scratch.input),
+                (batch.len(), M::SPEC.input_width),
+            )
             .map_err(Self::device_err)
     }
 
-    fn outputs(
-        &self,
-        batch: &Batch,
-        bound: &Bound,
-        scratch: &mut Scratch,
-    ) -> Result<Vec<Vec<f32>>> {
-        let x = self.input(batch, bound, scratch)?;
+    /// Raw outputs (`[B, W]` per task, row-major) of an input, inference mode.
+    fn outputs(&self, x: crate::model::DynBatch<f32, D>) -> Result<Vec<Vec<f32>>> {
         let outputs = self.network.try_forward_eval(x).map_err(Self::device_err)?;
         Ok(outputs.iter().map(|o| o.as_vec()).collect())
     }
 
-    /// Adds each gate's per-expert weight sums over `batch` to `sums`.
+    /// Adds each gate's per-expert weight sums over the input `x` to `sums`.
     fn accumulate_gates(
         &self,
-        batch: &Batch,
-        bound: &Bound,
-        scratch: &mut Scratch,
+        x: crate::model::DynBatch<f32, D>,
         sums: &mut Vec<(&'static str, Vec<f64>)>,
     ) -> Result<()> {
-        let x = self.input(batch, bound, scratch)?;
         for (i, (name, g)) in self
             .network
             .try_gate_weights(x)
@@ -585,10 +574,12 @@ where
         let mut gate_sums: Vec<(&'static str, Vec<f64>)> = Vec::new();
         let mut batches = data.batches(BatchOptions::sequential(self.config.batch_size), 0)?;
         while let Some(batch) = batches.next() {
-            let outputs = self.outputs(batch, &bound, &mut scratch)?;
+            // One gather per batch serves both the outputs and the gate metrics.
+            let x = self.input(batch, &bound, &mut scratch)?;
             if self.config.gate_metrics {
-                self.accumulate_gates(batch, &bound, &mut scratch, &mut gate_sums)?;
+                self.accumulate_gates(x.clone(), &mut gate_sums)?;
             }
+            let outputs = self.outputs(x)?;
             let n = batch.len();
             let mut batch_total = 0.0f64;
             for (i, (task, out)) in bound.tasks.iter().zip(&outputs).enumerate() {
@@ -654,7 +645,7 @@ where
         while let Some(batch) = batches.next() {
             for ((dst, o), t) in out
                 .iter_mut()
-                .zip(self.outputs(batch, &bound, &mut scratch)?)
+                .zip(self.outputs(self.input(batch, &bound, &mut scratch)?)?)
                 .zip(spec.tasks)
             {
                 match t.kind {
