@@ -473,3 +473,63 @@ fn the_summary_shows_blocks_shapes_and_parameter_counts() {
         "{text}"
     );
 }
+
+/// Generated code must not depend on the user's imports: these models live in a module that
+/// imports nothing (no prelude, no dfdx traits).
+mod no_imports {
+    mtl::mtl_model! {
+        pub struct PlainMlp {
+            inputs: { x: continuous(width = 3) },
+            body: mlp[4],
+            tasks: { a: binary },
+        }
+    }
+    mtl::mtl_model! {
+        pub struct PaperPle {
+            inputs: { x: continuous(width = 3) },
+            body: ple(levels = 2, task_experts = 1, shared_experts = 1, expert = mlp[4], gate_input = level),
+            tasks: { a: binary, b: regression },
+        }
+    }
+    mtl::mtl_model! {
+        pub struct SharedGateCgc {
+            inputs: { x: continuous(width = 3) },
+            body: cgc(task_experts = 1, shared_experts = 1, expert = mlp[4], shared_gate = true),
+            tasks: { a: binary, b: binary },
+        }
+    }
+    mtl::mtl_model! {
+        pub struct OneGate {
+            inputs: { x: continuous(width = 3) },
+            body: moe(experts = 2, expert = mlp[4]),
+            tasks: { a: binary, b: binary },
+        }
+    }
+}
+
+#[test]
+fn models_declared_without_imports_build_and_run() {
+    let dev = Cpu::default();
+    let x: Tensor<(usize, Const<3>), f32, Cpu> = dev.sample_normal_like(&(4, Const));
+    assert_eq!(
+        dev.build_module::<no_imports::PlainMlp, f32>()
+            .forward(x.clone())
+            .a
+            .shape()
+            .0,
+        4
+    );
+    let ple = dev.build_module::<no_imports::PaperPle, f32>();
+    assert_eq!(ple.forward(x.clone()).b.shape().0, 4);
+    assert_eq!(ple.try_gate_weights(x.clone().realize()).unwrap().len(), 5);
+    let cgc = dev.build_module::<no_imports::SharedGateCgc, f32>();
+    assert_eq!(cgc.try_gate_weights(x.clone().realize()).unwrap().len(), 3);
+    assert_eq!(
+        dev.build_module::<no_imports::OneGate, f32>()
+            .forward(x)
+            .b
+            .shape()
+            .0,
+        4
+    );
+}

@@ -1,4 +1,4 @@
-//! Mixture-of-experts bodies: MMoE (a gate per task) and MoE (one shared gate).
+//! Mixture-of-experts bodies: MMoE (a gate per task), MoE (one shared gate), CGC and PLE.
 #![deny(warnings)]
 
 use mtl::prelude::*;
@@ -226,4 +226,369 @@ fn cgc_tasks_mix_only_their_own_and_the_shared_experts() {
             "expert {k}"
         );
     }
+}
+
+mtl_model! {
+    /// The notebook's PLE: 2 levels of 2 experts per task + 1 shared, gates mlp[16], towers mlp[16].
+    pub struct Ple {
+        schema: "tests/fixtures/merlin-tenrec-video/schema.json",
+        body: ple(levels = 2, task_experts = 2, shared_experts = 1, expert = mlp[16], gate = mlp[16]),
+        towers: mlp[16],
+    }
+}
+
+mtl_model! {
+    /// Small CGC and one-level PLE with the same configuration: the same function.
+    pub struct SmallCgc {
+        inputs: { x: continuous(width = 6) },
+        body: cgc(task_experts = 2, shared_experts = 2, expert = mlp[4], gate = mlp[3]),
+        towers: mlp[3],
+        tasks: { a: binary, b: regression },
+    }
+}
+
+mtl_model! {
+    pub struct OneLevelPle {
+        inputs: { x: continuous(width = 6) },
+        body: ple(levels = 1, task_experts = 2, shared_experts = 2, expert = mlp[4], gate = mlp[3]),
+        towers: mlp[3],
+        tasks: { a: binary, b: regression },
+    }
+}
+
+mtl_model! {
+    /// Three levels, gates reading their level's input (the PLE paper).
+    pub struct PaperPle {
+        inputs: { x: continuous(width = 6) },
+        body: ple(levels = 3, task_experts = 1, shared_experts = 2, expert = mlp[4], gate = mlp[3], gate_input = level),
+        tasks: { a: binary, b: regression },
+    }
+}
+
+mtl_model! {
+    /// The same with Merlin's gate input (the body input at every level).
+    pub struct MerlinPle {
+        inputs: { x: continuous(width = 6) },
+        body: ple(levels = 3, task_experts = 1, shared_experts = 2, expert = mlp[4], gate = mlp[3], gate_input = original),
+        tasks: { a: binary, b: regression },
+    }
+}
+
+mtl_model! {
+    /// CGC with Merlin's `add_shared_gate`.
+    pub struct SharedGateCgc {
+        inputs: { x: continuous(width = 6) },
+        body: cgc(task_experts = 1, shared_experts = 2, expert = mlp[4], shared_gate = true),
+        tasks: { a: binary, b: binary },
+    }
+}
+
+fn named<'a>(
+    gates: &'a [(&'static str, mtl::__private::DynBatch<f32, Cpu>)],
+    name: &str,
+) -> &'a mtl::__private::DynBatch<f32, Cpu> {
+    &gates.iter().find(|(n, _)| *n == name).unwrap().1
+}
+
+fn assert_distribution(w: &mtl::__private::DynBatch<f32, Cpu>) {
+    let k = w.shape().1;
+    for row in w.as_vec().chunks(k) {
+        assert!(row.iter().all(|&v| v >= 0.0), "{row:?}");
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+    }
+}
+
+#[test]
+fn ple_levels_have_their_own_experts_and_gates_named_per_level() {
+    let dev = Cpu::default();
+    let net = dev.build_module::<Ple, f32>();
+    let dense = |i: usize, o: usize| i * o + o;
+    // Level 1: 5 tasks x 2 + 1 shared = 11 experts on the input; level 2: per group on H = 16.
+    assert_eq!(
+        net.level_1.experts.num_trainable_params(),
+        dense(112, 11 * 16)
+    );
+    assert_eq!(
+        net.level_2.experts.click.num_trainable_params(),
+        dense(16, 2 * 16)
+    );
+    assert_eq!(
+        net.level_2.experts.shared.num_trainable_params(),
+        dense(16, 16)
+    );
+    // Task gates weigh 2 + 1 experts, level 1's shared gate all 11; Merlin's gates read x.
+    assert_eq!(
+        net.level_1.gates.like.num_trainable_params(),
+        dense(112, 16) + 16 * 3
+    );
+    assert_eq!(
+        net.level_1.gates.shared.num_trainable_params(),
+        dense(112, 16) + 16 * 11
+    );
+    assert_eq!(
+        net.level_2.gates.like.num_trainable_params(),
+        dense(112, 16) + 16 * 3
+    );
+    let x = input::<112>(&dev, 9);
+    assert_eq!(net.forward(x.clone()).watching_times.shape().0, 9);
+    let gates = net.try_gate_weights(x.realize()).unwrap();
+    let names: Vec<&str> = gates.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names.len(), 5 + 1 + 5, "{names:?}");
+    assert_eq!(names[0], "level_1/gate_click/binary_output");
+    assert_eq!(names[5], "level_1/shared_gate");
+    assert_eq!(names[10], "level_2/gate_watching_times/regression_output");
+    assert!(
+        !names.contains(&"level_2/shared_gate"),
+        "the last level has no shared gate"
+    );
+    for (_, w) in &gates {
+        assert_distribution(w);
+    }
+    let text = net.to_string();
+    assert!(
+        text.contains("level_2.experts.shared") && text.contains("level_1.gates.shared"),
+        "{text}"
+    );
+}
+
+/// Σ of squared outputs of both tasks of the small models.
+macro_rules! small_loss {
+    ($out:expr) => {{
+        let out = $out;
+        out.a.square().mean() + out.b.square().mean()
+    }};
+}
+
+#[test]
+fn one_backward_reaches_every_expert_and_gate_of_every_level() {
+    fn check(params: Vec<(&str, Vec<f32>)>) {
+        for (name, g) in params {
+            assert!(g.iter().any(|v| *v != 0.0), "{name} got no gradient");
+        }
+    }
+    let dev = Cpu::default();
+    let x = input::<6>(&dev, 16);
+
+    let mut paper = dev.build_module::<PaperPle, f32>();
+    let grads = small_loss!(paper.forward_mut(x.clone().leaky_traced())).backward();
+    let n = &paper;
+    let mut params = vec![
+        (
+            "l2 a experts",
+            grads.get(&n.level_2.experts.a.0.weight).as_vec(),
+        ),
+        (
+            "l2 b experts",
+            grads.get(&n.level_2.experts.b.0.weight).as_vec(),
+        ),
+        (
+            "l2 shared experts",
+            grads.get(&n.level_2.experts.shared.0.weight).as_vec(),
+        ),
+        (
+            "l3 a experts",
+            grads.get(&n.level_3.experts.a.0.weight).as_vec(),
+        ),
+        (
+            "l3 shared experts",
+            grads.get(&n.level_3.experts.shared.0.weight).as_vec(),
+        ),
+        ("l1 gate a", grads.get(&n.level_1.gates.a.weight).as_vec()),
+        (
+            "l1 gate b hidden",
+            grads.get(&n.level_1.gates.b.hidden.0.weight).as_vec(),
+        ),
+        (
+            "l1 shared gate",
+            grads.get(&n.level_1.gates.shared.weight).as_vec(),
+        ),
+        ("l2 gate a", grads.get(&n.level_2.gates.a.weight).as_vec()),
+        (
+            "l2 shared gate",
+            grads.get(&n.level_2.gates.shared.hidden.0.weight).as_vec(),
+        ),
+        ("l3 gate b", grads.get(&n.level_3.gates.b.weight).as_vec()),
+    ];
+    // Level 1's batched experts: every one of its 1·2 + 2 = 4 blocks of 4 rows.
+    let l1 = grads.get(&n.level_1.experts.0.weight).as_vec();
+    for k in 0..4 {
+        params.push(("a level-1 expert", l1[k * 4 * 6..(k + 1) * 4 * 6].to_vec()));
+    }
+    check(params);
+
+    let mut merlin = dev.build_module::<MerlinPle, f32>();
+    let grads = small_loss!(merlin.forward_mut(x.leaky_traced())).backward();
+    let n = &merlin;
+    check(vec![
+        (
+            "l1 experts",
+            grads.get(&n.level_1.experts.0.weight).as_vec(),
+        ),
+        (
+            "l2 shared experts",
+            grads.get(&n.level_2.experts.shared.0.weight).as_vec(),
+        ),
+        (
+            "l3 b experts",
+            grads.get(&n.level_3.experts.b.0.weight).as_vec(),
+        ),
+        (
+            "l1 shared gate",
+            grads.get(&n.level_1.gates.shared.weight).as_vec(),
+        ),
+        (
+            "l2 shared gate",
+            grads.get(&n.level_2.gates.shared.weight).as_vec(),
+        ),
+        (
+            "l3 gate a",
+            grads.get(&n.level_3.gates.a.hidden.0.weight).as_vec(),
+        ),
+    ]);
+}
+
+#[test]
+fn ple_with_one_level_equals_cgc_with_the_same_weights() {
+    let dev = Cpu::default();
+    let cgc = dev.build_module::<SmallCgc, f32>();
+    let mut ple = Cpu::seed_from_u64(99).build_module::<OneLevelPle, f32>();
+    let x = input::<6>(&dev, 8);
+    assert_ne!(
+        cgc.forward(x.clone()).a.as_vec(),
+        ple.forward(x.clone()).a.as_vec()
+    );
+    ple.level_1.experts = cgc.experts.clone();
+    ple.level_1.gates.a = cgc.gates.a.clone();
+    ple.level_1.gates.b = cgc.gates.b.clone();
+    ple.towers.a = cgc.towers.a.clone();
+    ple.towers.b = cgc.towers.b.clone();
+    ple.heads.a = cgc.heads.a.clone();
+    ple.heads.b = cgc.heads.b.clone();
+    let (c, p) = (cgc.forward(x.clone()), ple.forward(x));
+    assert_eq!(c.a.as_vec(), p.a.as_vec());
+    assert_eq!(c.b.as_vec(), p.b.as_vec());
+}
+
+#[test]
+fn the_gate_input_mode_decides_what_later_gates_see() {
+    let dev = Cpu::default();
+    let x = input::<6>(&dev, 8);
+    // Changing level 1's experts changes the level-1 outputs but not x.
+    let bump = |w: &Tensor<Rank2<16, 6>, f32, Cpu>| {
+        let mut v = w.as_vec();
+        v.iter_mut().for_each(|e| *e += 0.5);
+        v
+    };
+    let paper = dev.build_module::<PaperPle, f32>();
+    let mut moved = paper.clone();
+    moved
+        .level_1
+        .experts
+        .0
+        .weight
+        .copy_from(&bump(&paper.level_1.experts.0.weight));
+    let (before, after) = (
+        paper.try_gate_weights(x.clone().realize()).unwrap(),
+        moved.try_gate_weights(x.clone().realize()).unwrap(),
+    );
+    // Level mode: level 2's gates read level 1's outputs, so they move.
+    assert_eq!(
+        named(&before, "level_1/gate_a/binary_output").as_vec(),
+        named(&after, "level_1/gate_a/binary_output").as_vec()
+    );
+    assert_ne!(
+        named(&before, "level_2/gate_a/binary_output").as_vec(),
+        named(&after, "level_2/gate_a/binary_output").as_vec()
+    );
+    assert_ne!(
+        named(&before, "level_2/shared_gate").as_vec(),
+        named(&after, "level_2/shared_gate").as_vec()
+    );
+    // The level-2 gate's input width is the expert width H = 4, not the input's 6.
+    assert_eq!(
+        paper.level_2.gates.a.hidden.0.weight.shape(),
+        &(Const::<3>, Const::<4>)
+    );
+
+    let merlin = dev.build_module::<MerlinPle, f32>();
+    let mut moved = merlin.clone();
+    moved
+        .level_1
+        .experts
+        .0
+        .weight
+        .copy_from(&bump(&merlin.level_1.experts.0.weight));
+    let (before, after) = (
+        merlin.try_gate_weights(x.clone().realize()).unwrap(),
+        moved.try_gate_weights(x.clone().realize()).unwrap(),
+    );
+    // Original mode: every gate reads x, so no gate moves — while the outputs do.
+    for (name, w) in &before {
+        assert_eq!(w.as_vec(), named(&after, name).as_vec(), "{name}");
+    }
+    assert_ne!(
+        merlin.forward(x.clone()).a.as_vec(),
+        moved.forward(x).a.as_vec()
+    );
+    assert_eq!(
+        merlin.level_2.gates.a.hidden.0.weight.shape(),
+        &(Const::<3>, Const::<6>)
+    );
+}
+
+#[test]
+fn cgc_shared_gate_is_reported_over_all_experts() {
+    let dev = Cpu::default();
+    let net = dev.build_module::<SharedGateCgc, f32>();
+    let gates = net.try_gate_weights(input::<6>(&dev, 5).realize()).unwrap();
+    let names: Vec<&str> = gates.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        [
+            "gate_a/binary_output",
+            "gate_b/binary_output",
+            "shared_gate"
+        ]
+    );
+    // 2 tasks x 1 + 2 shared = 4 experts under the shared gate, 3 under each task gate.
+    assert_eq!(named(&gates, "shared_gate").shape().1, 4);
+    assert_eq!(named(&gates, "gate_a/binary_output").shape().1, 3);
+    for (_, w) in &gates {
+        assert_distribution(w);
+    }
+    assert!(net.to_string().contains("metrics only"), "{net}");
+}
+
+#[test]
+fn a_ple_checkpoint_round_trip_gives_identical_predictions() {
+    let splits =
+        mtl::data::synthetic::generate_data("tenrec-video", 1_000, &[0.5, 0.5], 5).unwrap();
+    let config = TrainConfig::default().with_batch_size(128).with_seed(3);
+    let mut a = Trainer::<Ple>::new(Cpu::default(), config.clone()).unwrap();
+    a.fit(&splits[0], None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ple.ckpt");
+    a.save_checkpoint(&path).unwrap();
+    let mut b = Trainer::<Ple>::new(Cpu::seed_from_u64(8), config).unwrap();
+    assert_ne!(
+        a.predict(&splits[1]).unwrap(),
+        b.predict(&splits[1]).unwrap()
+    );
+    b.load_checkpoint(&path).unwrap();
+    assert_eq!(
+        a.predict(&splits[1]).unwrap(),
+        b.predict(&splits[1]).unwrap()
+    );
+    // Gate metrics carry the level prefix through the trainer too.
+    let mut c = Trainer::<Ple>::new(
+        Cpu::default(),
+        TrainConfig::default().with_gate_metrics(true),
+    )
+    .unwrap();
+    c.load_checkpoint(&path).unwrap();
+    let report = c.evaluate(&splits[1]).unwrap();
+    assert!(report
+        .get("level_2/gate_like/binary_output_weight_2")
+        .is_some());
+    assert!(report.get("level_1/shared_gate_weight_10").is_some());
 }

@@ -13,7 +13,7 @@ use proc_macro2::Span;
 use syn::Ident;
 
 use crate::model::{
-    Activation, Body, Feature, FeatureKind, Mlp, Model, Moe, SchemaFile, Task, TaskKind,
+    Activation, Body, Feature, FeatureKind, GateInput, Mlp, Model, Moe, SchemaFile, Task, TaskKind,
 };
 use crate::parse::{Arg, Call, Entry, ModelDef, Value};
 
@@ -82,10 +82,34 @@ impl<'a> Options<'a> {
         found
     }
 
+    /// `take` when `wanted`; otherwise the option stays unused (and `finish` reports it).
+    fn take_if(&mut self, wanted: bool, name: &str) -> Option<(&'a Ident, Option<&'a Value>)> {
+        if wanted {
+            self.take(name)
+        } else {
+            None
+        }
+    }
+
     /// Reports every option that no `take` asked for.
     fn finish(self, accepted: &[&str], errors: &mut Errors) {
+        self.finish_hinted(accepted, |_| None, errors);
+    }
+
+    /// Like [`Options::finish`], with a specific message for keys that `hint` knows (e.g. an
+    /// option of another body kind).
+    fn finish_hinted(
+        self,
+        accepted: &[&str],
+        hint: impl Fn(&str) -> Option<String>,
+        errors: &mut Errors,
+    ) {
         for (key, _) in &self.items {
             if !self.used.contains(&key.to_string()) {
+                if let Some(message) = hint(&key.to_string()) {
+                    errors.at(key.span(), message);
+                    continue;
+                }
                 errors.at(
                     key.span(),
                     format!(
@@ -279,6 +303,15 @@ pub fn resolve(def: &ModelDef) -> (Option<Model>, Errors) {
     let (Some(body), false) = (body, features.is_empty() || tasks.is_empty()) else {
         return (None, errors);
     };
+    // `shared` names the shared gate and expert group of these bodies (fields and parameter
+    // names), so a task cannot take it.
+    if let Body::Moe(moe) = &body {
+        if moe.kind != "mmoe" {
+            for t in tasks.iter().filter(|t| t.name == "shared") {
+                errors.at(t.span, format!("a task cannot be named `shared` in a `{}` body: the name belongs to its shared gate and experts; rename the target column, or use `mmoe`", moe.kind));
+            }
+        }
+    }
     if !errors.0.is_empty() {
         return (None, errors);
     }
@@ -744,34 +777,85 @@ fn body(value: &Value, errors: &mut Errors) -> Option<Body> {
                 width: width?,
             })
         }
-        kind @ ("mmoe" | "moe" | "cgc") => {
-            let kind = match kind {
-                "mmoe" => "mmoe",
-                "moe" => "moe",
-                _ => "cgc",
-            };
+        kind @ ("mmoe" | "moe" | "cgc" | "ple") => {
+            let kind = MOE_KINDS
+                .iter()
+                .map(|(k, _)| *k)
+                .find(|k| *k == kind)
+                .unwrap_or("mmoe");
             moe(call, kind, errors).map(Body::Moe)
         }
-        later @ "ple" => {
-            errors.at(
-                call.name.span(),
-                format!("`{later}` bodies are not available yet (MMoE, MoE and CGC are); use `cgc(..)` for now"),
-            );
-            None
-        }
         other => {
-            errors.at(call.name.span(), format!("unknown body `{other}`; expected `mlp[..]`, `identity`, `custom(Block, width = N)`, `mmoe(..)`, `moe(..)` or `cgc(..)`"));
+            errors.at(call.name.span(), format!("unknown body `{other}`; expected `mlp[..]`, `identity`, `custom(Block, width = N)`, `mmoe(..)`, `moe(..)`, `cgc(..)` or `ple(..)`"));
             None
         }
     }
 }
 
+/// The mixture-of-experts body kinds and the options each accepts.
+const MOE_KINDS: [(&str, &[&str]); 4] = [
+    ("mmoe", &["experts", "expert", "gate", "temperature"]),
+    ("moe", &["experts", "expert", "gate", "temperature"]),
+    (
+        "cgc",
+        &[
+            "task_experts",
+            "shared_experts",
+            "expert",
+            "gate",
+            "temperature",
+            "shared_gate",
+        ],
+    ),
+    (
+        "ple",
+        &[
+            "levels",
+            "task_experts",
+            "shared_experts",
+            "expert",
+            "gate",
+            "temperature",
+            "gate_input",
+        ],
+    ),
+];
+
+/// A count of experts (`task_experts`/`shared_experts`), 0 allowed; Merlin's default is 1.
+fn expert_count(opts: &mut Options, key: &str, errors: &mut Errors) -> Option<usize> {
+    match opts.take(key) {
+        Some((
+            k,
+            Some(Value::Int {
+                lit,
+                negative: false,
+                ..
+            }),
+        )) => match lit.base10_parse::<usize>() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                errors.at(k.span(), e);
+                None
+            }
+        },
+        Some((k, v)) => {
+            errors.at(
+                v.map_or(k.span(), Value::span),
+                format!("`{key}` is a number of experts, e.g. `{key} = 2`"),
+            );
+            None
+        }
+        None => Some(1),
+    }
+}
+
 fn moe(call: &Call, kind: &'static str, errors: &mut Errors) -> Option<Moe> {
     let what = format!("the `{kind}` body");
-    let example = if kind == "cgc" {
-        "task_experts = 2, shared_experts = 1, expert = mlp[16]"
-    } else {
-        "experts = 4, expert = mlp[16]"
+    let per_task = matches!(kind, "cgc" | "ple");
+    let example = match kind {
+        "cgc" => "task_experts = 2, shared_experts = 1, expert = mlp[16]",
+        "ple" => "levels = 2, task_experts = 2, shared_experts = 1, expert = mlp[16]",
+        _ => "experts = 4, expert = mlp[16]",
     };
     if let Some((span, _)) = &call.brackets {
         errors.at(
@@ -780,37 +864,25 @@ fn moe(call: &Call, kind: &'static str, errors: &mut Errors) -> Option<Moe> {
         );
     }
     let mut opts = Options::new(call, &what, errors);
-    let (experts, task_experts) = if kind == "cgc" {
-        let count = |opts: &mut Options, key: &str, errors: &mut Errors| -> Option<usize> {
-            match opts.take(key) {
-                Some((
-                    k,
-                    Some(Value::Int {
-                        lit,
-                        negative: false,
-                        ..
-                    }),
-                )) => match lit.base10_parse::<usize>() {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        errors.at(k.span(), e);
-                        None
-                    }
-                },
-                Some((k, v)) => {
-                    errors.at(
-                        v.map_or(k.span(), Value::span),
-                        format!("`{key}` is a number of experts, e.g. `{key} = 2`"),
-                    );
-                    None
-                }
-                None => Some(1), // Merlin's defaults: one task expert, one shared expert
+    let levels = if kind == "ple" {
+        match opts.take("levels") {
+            Some((k, v)) => positive_int(v, k, errors),
+            None => {
+                errors.at(
+                    call.name.span(),
+                    "`ple` needs the number of levels: `levels = 2`",
+                );
+                None
             }
-        };
-        let task = count(&mut opts, "task_experts", errors);
-        let shared = count(&mut opts, "shared_experts", errors);
+        }
+    } else {
+        Some(1)
+    };
+    let (experts, task_experts) = if per_task {
+        let task = expert_count(&mut opts, "task_experts", errors);
+        let shared = expert_count(&mut opts, "shared_experts", errors);
         if task == Some(0) && shared == Some(0) {
-            errors.at(call.name.span(), "`cgc` needs at least one expert: `task_experts` and `shared_experts` cannot both be 0");
+            errors.at(call.name.span(), format!("`{kind}` needs at least one expert: `task_experts` and `shared_experts` cannot both be 0"));
         }
         (shared, task.unwrap_or(0))
     } else {
@@ -875,20 +947,52 @@ fn moe(call: &Call, kind: &'static str, errors: &mut Errors) -> Option<Moe> {
         },
         None => 1000,
     };
-    if kind == "cgc" {
-        opts.finish(
-            &[
-                "task_experts",
-                "shared_experts",
-                "expert",
-                "gate",
-                "temperature",
-            ],
-            errors,
-        );
-    } else {
-        opts.finish(&["experts", "expert", "gate", "temperature"], errors);
-    }
+    // Options of one kind only are taken for that kind; for the others `finish_hinted` names
+    // the kind they belong to.
+    let shared_gate = match (kind, opts.take_if(kind == "cgc", "shared_gate")) {
+        (_, Some((k, v))) => flag(v, k, errors),
+        _ => false,
+    };
+    let gate_input = match opts.take_if(kind == "ple", "gate_input") {
+        Some((k, v)) => match v
+            .and_then(Value::as_ident)
+            .map(|i| i.to_string())
+            .as_deref()
+        {
+            Some("original") => GateInput::Original,
+            Some("level") => GateInput::Level,
+            _ => {
+                errors.at(
+                    v.map_or(k.span(), Value::span),
+                    "`gate_input` is `original` (every gate reads the body input, as in Merlin) or `level` (gates read their level's input, as in the PLE paper)",
+                );
+                GateInput::Original
+            }
+        },
+        None => GateInput::Original,
+    };
+    let accepted = MOE_KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(&[][..], |(_, a)| a);
+    opts.finish_hinted(
+        accepted,
+        |key| {
+            let owners: Vec<String> = MOE_KINDS
+                .iter()
+                .filter(|(k, a)| *k != kind && a.contains(&key))
+                .map(|(k, _)| format!("`{k}`"))
+                .collect();
+            (!owners.is_empty()).then(|| {
+                format!(
+                    "`{key}` is an option of {}, not of `{kind}`; `{kind}` accepts: {}",
+                    owners.join(" and "),
+                    accepted.join(", ")
+                )
+            })
+        },
+        errors,
+    );
     let experts = experts?;
     if experts + task_experts == 0 {
         return None;
@@ -900,6 +1004,9 @@ fn moe(call: &Call, kind: &'static str, errors: &mut Errors) -> Option<Moe> {
         expert: expert?,
         gate,
         temperature,
+        levels: levels?,
+        shared_gate,
+        gate_input,
     })
 }
 

@@ -138,23 +138,42 @@ pub enum Body {
     Moe(Moe),
 }
 
+/// What the gates of PLE levels ≥ 2 read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum GateInput {
+    /// The body input x at every level (Merlin's PLEBlock).
+    Original,
+    /// The level's own input: a task gate reads its task's previous output, the shared gate the
+    /// previous shared output (the PLE paper).
+    Level,
+}
+
+/// `mmoe(..)`, `moe(..)`, `cgc(..)` or `ple(..)`: a stack of `levels` expert levels (one unless
+/// `ple`). Level l has `T·task_experts + experts` experts, all `expert`-shaped.
 pub struct Moe {
-    /// `mmoe`, `moe` or `cgc`.
+    /// `mmoe`, `moe`, `cgc` or `ple`.
     pub kind: &'static str,
     /// Shared experts (all experts of `mmoe`/`moe`).
     pub experts: usize,
-    /// Experts of each task (`cgc` only; 0 otherwise).
+    /// Experts of each task (`cgc`/`ple`; 0 otherwise).
     pub task_experts: usize,
-    /// The expert MLP (one layer; the K experts run as one batched layer).
+    /// The expert MLP (one layer; the K experts of a level run as one batched layer).
     pub expert: Mlp,
     /// The gate block before the bias-free projection to the experts (`None`: the input).
     pub gate: Option<Mlp>,
     /// Softmax temperature in per-mille.
     pub temperature: u16,
+    /// Stacked levels (`ple`; 1 otherwise).
+    pub levels: usize,
+    /// `cgc(shared_gate = true)`: a gate over all experts, reported in the gate metrics only
+    /// (as in Merlin, a single CGC's shared output feeds no task).
+    pub shared_gate: bool,
+    /// What gates of levels ≥ 2 read (`ple`).
+    pub gate_input: GateInput,
 }
 
 impl Moe {
-    /// Experts over all tasks: `T·task_experts + experts`.
+    /// Experts of one level over all tasks: `T·task_experts + experts`.
     pub fn total_experts(&self, tasks: usize) -> usize {
         tasks * self.task_experts + self.experts
     }
@@ -164,20 +183,67 @@ impl Moe {
         self.task_experts + self.experts
     }
 
+    /// Whether level `l` (1-based) has one gate per task. An intermediate PLE level's task
+    /// output is only computed when something reads it: task experts or (level input) a gate.
+    pub fn has_task_gates(&self, l: usize) -> bool {
+        self.kind != "moe"
+            && (l == self.levels || self.task_experts > 0 || self.gate_input == GateInput::Level)
+    }
+
+    /// Whether level `l` has a shared gate over all its experts: the one gate of `moe`, every
+    /// PLE level but the last (when shared experts read its output), `cgc(shared_gate = true)`.
+    pub fn has_shared_gate(&self, l: usize) -> bool {
+        match self.kind {
+            "moe" => true,
+            "ple" => l < self.levels && self.experts > 0,
+            "cgc" => self.shared_gate,
+            _ => false,
+        }
+    }
+
+    /// Whether the shared gate's output is part of the forward pass (not only of the metrics).
+    pub fn shared_gate_in_forward(&self, l: usize) -> bool {
+        self.has_shared_gate(l) && self.kind != "cgc"
+    }
+
+    /// Width of what level `l`'s gates read.
+    pub fn gate_input_width(&self, l: usize, input_width: usize) -> usize {
+        if l == 1 || self.gate_input == GateInput::Original {
+            input_width
+        } else {
+            self.expert.out_width()
+        }
+    }
+
     pub fn describe(&self) -> String {
         let gate = self.gate.as_ref().map_or("none".to_string(), Mlp::describe);
-        let experts = if self.kind == "cgc" {
+        let experts = if matches!(self.kind, "cgc" | "ple") {
             format!("{} per task + {} shared", self.task_experts, self.experts)
         } else {
             self.experts.to_string()
         };
+        let mut extra = String::new();
+        if self.kind == "ple" {
+            extra = format!(
+                ", {} levels, gate input {}",
+                self.levels,
+                match self.gate_input {
+                    GateInput::Original => "original",
+                    GateInput::Level => "level",
+                }
+            );
+        }
+        if self.kind == "cgc" && self.shared_gate {
+            extra.push_str(", shared gate");
+        }
         format!(
-            "{}({} experts {}, gate {}, temperature {})",
+            "{}({} experts {}, gate {}, temperature {}{})",
             self.kind,
             experts,
             self.expert.describe(),
             gate,
-            f64::from(self.temperature) / 1000.0
+            f64::from(self.temperature) / 1000.0,
+            extra
         )
     }
 }

@@ -7,6 +7,8 @@
 //! - An MLP is a tuple of `Dense` layers (parameter names `0.weight`, `1.bias`, ...); a head is a
 //!   `Dense` without activation.
 //! - [`Identity`]: the body that passes its input through.
+//! - Mixture-of-experts pieces: [`Gate`], [`mix_experts`], [`mix_gates`], [`expand_gate`],
+//!   [`concat_columns`], and [`Fanout`] for values with several consumers.
 //!
 //! Shapes: every block maps `[B, I]` to `[B, O]`. `Module` with `NoneTape` is inference,
 //! `ModuleMut` with `OwnedTape` is training (dropout active, batch-norm statistics updated), as
@@ -14,8 +16,10 @@
 
 mod activation;
 mod dense;
+mod fanout;
 mod moe;
 
 pub use activation::{Activation, Gelu, Linear, Relu, Selu, Sigmoid, Tanh};
 pub use dense::{Dense, Float, Identity, NoNorm};
-pub use moe::{expand_gate, mix_experts, Gate};
+pub use fanout::Fanout;
+pub use moe::{concat_columns, expand_gate, mix_experts, mix_gates, Gate};

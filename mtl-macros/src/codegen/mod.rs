@@ -10,6 +10,8 @@ use syn::Ident;
 
 use crate::model::{Body, FeatureKind, Mlp, Model, Task};
 
+mod moe;
+
 /// Most fields dfdx's `visit_fields` takes in one tuple; longer lists are nested.
 const TUPLE_MAX: usize = 6;
 
@@ -245,125 +247,19 @@ pub fn expand(model: &Model) -> TokenStream {
     let owned = quote!(#tp::OwnedTape<E, D>);
     // The body: its fields, extra items, and the code that binds `__h_<task>` (each task's
     // representation) in inference and in training.
-    let gates_ty = format_ident!("{}Gates", name);
+    let mut moe_code = None;
     let (body_fields, body_field_names, body_items, infer_body, train_body) = match &model.body {
         Body::Moe(moe) => {
-            let k = moe.total_experts(model.tasks.len());
-            let kg = moe.gate_experts();
-            let h = moe.expert.out_width();
-            let kh = k * h;
-            let mut expert = moe.expert.clone();
-            expert.widths = vec![kh];
-            let experts_ty = mlp_type(&expert, input_width);
-            let (g, gate_block) = match &moe.gate {
-                Some(m) => (m.out_width(), mlp_type(m, input_width)),
-                None => (input_width, quote!(#p::nn::Identity)),
-            };
-            let temp = moe.temperature;
-            let gate_ty = quote!(#p::nn::Gate<#g, #kg, #temp, #gate_block, E, D>);
-            let gate_names: Vec<Ident> = if moe.kind != "moe" {
-                task_idents.clone()
-            } else {
-                vec![format_ident!("shared")]
-            };
-            let gate_fields: Vec<(String, Ident)> = gate_names
-                .iter()
-                .map(|g| (g.to_string(), g.clone()))
-                .collect();
-            let gates_visit = visit_fields(&gates_ty, &gate_fields, quote!());
-            let doc_gates = format!(
-                "The gates of [`{network}`]: `softmax(W·gate(x) / τ)` over the {k} experts."
+            let code = moe::expand(model, moe, &task_idents);
+            let parts = (
+                code.fields.clone(),
+                code.field_names.clone(),
+                code.items.clone(),
+                code.infer.clone(),
+                code.train.clone(),
             );
-            let items = quote! {
-                #[doc = #doc_gates]
-                #[derive(Debug, Clone)]
-                #vis struct #gates_ty<E: #tp::Dtype, D: #tp::Device<E>> {
-                    #(pub #gate_names: #gate_ty,)*
-                }
-                impl<E: #p::nn::Float, D: #tp::Device<E>> #tp::TensorCollection<E, D> for #gates_ty<E, D> {
-                    type To<E2: #tp::Dtype, D2: #tp::Device<E2>> = #gates_ty<E2, D2>;
-                    #gates_visit
-                }
-            };
-            let mix = quote!(#p::nn::mix_experts::<#k, #h, #kh, E, D, _>);
-            // CGC: task t's gate weighs its own experts (t·n ..) then the shared ones (T·n ..);
-            // its weights are placed among all experts before mixing.
-            let place = |t: usize, w: TokenStream| -> TokenStream {
-                if moe.kind != "cgc" {
-                    return w;
-                }
-                let n = moe.task_experts;
-                let columns: Vec<usize> = (0..n)
-                    .map(|i| t * n + i)
-                    .chain((0..moe.experts).map(|j| model.tasks.len() * n + j))
-                    .collect();
-                quote!(#p::nn::expand_gate::<#kg, #k, E, D, _>(#w, &[#(#columns),*])?)
-            };
-            let (infer, train) = if moe.kind != "moe" {
-                let infer_gates =
-                    task_idents
-                        .iter()
-                        .zip(&h_idents)
-                        .enumerate()
-                        .map(|(i, (t, hi))| {
-                            let w = place(i, quote!(self.gates.#t.try_weights(x.clone())?));
-                            quote!(let #hi = #mix(e.clone(), #w)?;)
-                        });
-                let infer = quote! {
-                    let e = self.experts.try_forward(x.clone())?;
-                    #(#infer_gates)*
-                };
-                let train_gates =
-                    task_idents
-                        .iter()
-                        .zip(&h_idents)
-                        .enumerate()
-                        .map(|(i, (t, hi))| {
-                            let input = if i == 0 {
-                                quote!(x.clone().put_tape(tape))
-                            } else {
-                                quote!(x.retaped::<#owned>())
-                            };
-                            let w = place(i, quote!(self.gates.#t.try_weights_mut(#input)?));
-                            quote!(let #hi = #mix(e.retaped::<#owned>(), #w)?;)
-                        });
-                let train = quote! {
-                    let (x, tape) = x.split_tape();
-                    let e = self.experts.try_forward_mut(x.clone().put_tape(tape))?;
-                    let (e, tape) = e.split_tape();
-                    #(#train_gates)*
-                };
-                (infer, train)
-            } else {
-                let infer = quote! {
-                    let e = self.experts.try_forward(x.clone())?;
-                    let h = #mix(e, self.gates.shared.try_weights(x)?)?;
-                    #(let #h_idents = h.clone();)*
-                };
-                let shares = h_idents.iter().enumerate().map(|(i, hi)| {
-                    if i == 0 {
-                        quote!(let #hi = h.clone().put_tape(tape);)
-                    } else {
-                        quote!(let #hi = h.retaped::<#owned>();)
-                    }
-                });
-                let train = quote! {
-                    let (x, tape) = x.split_tape();
-                    let e = self.experts.try_forward_mut(x.clone().put_tape(tape))?;
-                    let (e, tape) = e.split_tape();
-                    let h = #mix(e.retaped::<#owned>(), self.gates.shared.try_weights_mut(x.put_tape(tape))?)?;
-                    let (h, tape) = h.split_tape();
-                    #(#shares)*
-                };
-                (infer, train)
-            };
-            (
-                quote!(pub experts: #experts_ty, pub gates: #gates_ty<E, D>,),
-                vec!["experts", "gates"],
-                items,
-                infer,
-                train,
-            )
+            moe_code = Some(code);
+            parts
         }
         _ => {
             let shares = h_idents.iter().enumerate().map(|(i, hi)| {
@@ -378,7 +274,7 @@ pub fn expand(model: &Model) -> TokenStream {
             });
             (
                 quote!(pub body: #body_ty,),
-                vec!["body"],
+                vec!["body".to_string()],
                 quote!(),
                 quote! {
                     let h = self.body.try_forward(x)?;
@@ -392,40 +288,11 @@ pub fn expand(model: &Model) -> TokenStream {
             )
         }
     };
-    let gate_weights_impl = match &model.body {
-        Body::Moe(moe) => {
-            let (names, idents): (Vec<String>, Vec<Ident>) = if moe.kind != "moe" {
-                model
-                    .tasks
-                    .iter()
-                    .zip(&task_idents)
-                    .map(|(t, i)| (format!("gate_{}/{}", t.name, t.kind.suffix()), i.clone()))
-                    .unzip()
-            } else {
-                (
-                    vec!["shared_gate".to_string()],
-                    vec![format_ident!("shared")],
-                )
-            };
-            quote! {
-                fn try_gate_weights(
-                    &self,
-                    x: #p::DynBatch<E, D>,
-                ) -> ::core::result::Result<::std::vec::Vec<(&'static str, #p::DynBatch<E, D>)>, D::Err> {
-                    #[allow(unused_imports)]
-                    use #tp::RealizeTo as _;
-                    let x = x
-                        .try_realize::<(usize, #tp::Const<#input_width>)>()
-                        .unwrap_or_else(|x| panic!("{}: the input must be [B, {}], got {:?}", #name_str, #input_width, x.shape()));
-                    ::core::result::Result::Ok(::std::vec![#((#names, self.gates.#idents.try_weights(x.clone())?.try_realize::<(usize, usize)>().unwrap_or_else(|_| unreachable!()))),*])
-                }
-            }
-        }
-        _ => quote!(),
-    };
+    let gate_weights_impl = moe_code.as_ref().map(|c| c.gate_weights.clone());
     let net_fields: Vec<(String, Ident)> = body_field_names
         .iter()
-        .chain(["towers", "heads"].iter())
+        .map(String::as_str)
+        .chain(["towers", "heads"])
         .map(|n| (n.to_string(), format_ident!("{}", n)))
         .collect();
     let net_visit = visit_fields(&network, &net_fields, quote!());
@@ -439,36 +306,9 @@ pub fn expand(model: &Model) -> TokenStream {
     );
 
     // ---------------------------------------------------------------- summary
-    let mut blocks = match &model.body {
-        Body::Moe(moe) => {
-            let total = moe.total_experts(model.tasks.len());
-            let kh = total * moe.expert.out_width();
-            let expert_desc = format!("{} experts {} (batched)", total, moe.expert.describe());
-            let mut b = vec![quote! {
-                #p::summary::Block { name: "experts", kind: #expert_desc, input: #input_width, output: #kh, params: <_ as #tp::NumParams<E, D>>::num_trainable_params(&self.experts) }
-            }];
-            let gate_desc = format!(
-                "gate {} -> softmax over {} (temperature {})",
-                moe.gate.as_ref().map_or("none".to_string(), Mlp::describe),
-                moe.gate_experts(),
-                f64::from(moe.temperature) / 1000.0
-            );
-            let names: Vec<String> = if moe.kind != "moe" {
-                model.tasks.iter().map(|t| t.name.clone()).collect()
-            } else {
-                vec!["shared".into()]
-            };
-            let k = moe.gate_experts();
-            for n in names {
-                let ident = format_ident!("{}", n);
-                let label = format!("gates.{n}");
-                b.push(quote! {
-                    #p::summary::Block { name: #label, kind: #gate_desc, input: #input_width, output: #k, params: <_ as #tp::NumParams<E, D>>::num_trainable_params(&self.gates.#ident) }
-                });
-            }
-            b
-        }
-        _ => vec![quote! {
+    let mut blocks = match &moe_code {
+        Some(code) => code.summary.clone(),
+        None => vec![quote! {
             #p::summary::Block { name: "body", kind: #body_desc, input: #input_width, output: #body_width, params: <_ as #tp::NumParams<E, D>>::num_trainable_params(&self.body) }
         }],
     };
@@ -584,7 +424,7 @@ pub fn expand(model: &Model) -> TokenStream {
             /// Inference: dropout off, batch norm uses its running statistics.
             fn try_forward(&self, x: #tp::Tensor<(usize, #tp::Const<#input_width>), E, D, #tp::NoneTape>) -> ::core::result::Result<Self::Output, D::Err> {
                 #[allow(unused_imports)]
-                use #tp::{Module as _, PutTape as _, SplitTape as _};
+                use #tp::{Module as _, PutTape as _, SplitTape as _, RealizeTo as _};
                 #infer_body
                 #(#infer_tasks)*
                 ::core::result::Result::Ok(#outputs { #(#task_idents),* })
@@ -601,7 +441,7 @@ pub fn expand(model: &Model) -> TokenStream {
             /// losses merges them.
             fn try_forward_mut(&mut self, x: #tp::Tensor<(usize, #tp::Const<#input_width>), E, D, #tp::OwnedTape<E, D>>) -> ::core::result::Result<Self::Output, D::Err> {
                 #[allow(unused_imports)]
-                use #tp::{ModuleMut as _, PutTape as _, SplitTape as _};
+                use #tp::{ModuleMut as _, PutTape as _, SplitTape as _, RealizeTo as _};
                 #train_body
                 #(#train_tasks)*
                 ::core::result::Result::Ok(#outputs { #(#task_idents),* })
@@ -616,7 +456,7 @@ pub fn expand(model: &Model) -> TokenStream {
                 x: #p::DynBatch<E, D, #tp::OwnedTape<E, D>>,
             ) -> ::core::result::Result<::std::vec::Vec<#p::DynBatch<E, D, #tp::OwnedTape<E, D>>>, D::Err> {
                 #[allow(unused_imports)]
-                use #tp::{ModuleMut as _, RealizeTo as _};
+                use #tp::{ModuleMut as _, RealizeTo as _, HasShape as _};
                 let x = x
                     .try_realize::<(usize, #tp::Const<#input_width>)>()
                     .unwrap_or_else(|x| panic!("{}: the input must be [B, {}], got {:?}", #name_str, #input_width, x.shape()));
@@ -631,7 +471,7 @@ pub fn expand(model: &Model) -> TokenStream {
                 x: #p::DynBatch<E, D>,
             ) -> ::core::result::Result<::std::vec::Vec<#p::DynBatch<E, D>>, D::Err> {
                 #[allow(unused_imports)]
-                use #tp::{Module as _, RealizeTo as _};
+                use #tp::{Module as _, RealizeTo as _, HasShape as _};
                 let x = x
                     .try_realize::<(usize, #tp::Const<#input_width>)>()
                     .unwrap_or_else(|x| panic!("{}: the input must be [B, {}], got {:?}", #name_str, #input_width, x.shape()));

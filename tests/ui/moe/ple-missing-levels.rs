@@ -1,0 +1,11 @@
+use mtl::mtl_model;
+
+mtl_model! {
+    pub struct Model {
+        inputs: { x: continuous },
+        body: ple(task_experts = 2, shared_experts = 1, expert = mlp[8]),
+        tasks: { y: binary, z: binary },
+    }
+}
+
+fn main() {}
