@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example multi_task_ranking                 # embedded default data
 //! cargo run --release --example multi_task_ranking -- --data DIR   # DIR/train, DIR/valid
-//!     [--rows 100000] [--seed 42] [--mode signal|merlin]
+//!     [--rows 100000] [--seed 42] [--mode signal|merlin] [--device cpu|cuda]
 //! ```
 //! Without `--data` it generates synthetic tenrec-video in memory (`NUM_ROWS` rows split
 //! 0.8/0.2, like the notebook's `generate_data("tenrec-video", NUM_ROWS, set_sizes=(0.8, 0.2))`).
@@ -13,10 +13,12 @@
 //! Cells: generating data, the schema, the first rows, the shared-bottom model from the schema
 //! (summary, fit, evaluate), loss weights 5/4/3/2/1, class weights (1, 5) / (1, 20), `age` and
 //! `watching_times` as weight columns, `like` restricted to `click`'s sample space with weighted
-//! AUC, per-task towers, MMoE and CGC. Each prints its evaluate report. The PLE cell comes with
-//! that body.
+//! AUC, per-task towers, MMoE, CGC and PLE. Each prints its evaluate report; the MoE cells also
+//! print the mean expert weight of every gate and write an SVG heatmap of it.
 
 use std::path::PathBuf;
+
+use mtl::device::DeviceKind;
 
 use mtl::data::synthetic::{generate_data_with, SyntheticOptions, TargetMode};
 use mtl::data::{BatchOptions, Dataset};
@@ -100,17 +102,42 @@ mtl_model! {
     }
 }
 
-/// `model.compile(...)`, `model.fit(train_ds)`, `model.evaluate(valid_ds)`.
-fn fit_and_evaluate<M>(
+mtl_model! {
+    /// "PLE": `mm.PLEBlock(num_layers=2, outputs=output_block, expert_block=mm.MLPBlock([16]),
+    /// num_task_experts=2, num_shared_experts=1)` with towers `mm.MLPBlock([16])`; every gate
+    /// reads the body input, as in Merlin (`gate_input = level` gives the PLE paper's gates).
+    pub struct Ple {
+        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        body: ple(levels = 2, task_experts = 2, shared_experts = 1, expert = mlp[16], gate = mlp[16]),
+        towers: mlp[16],
+    }
+}
+
+/// Prints the mean expert weight of every gate and writes the heatmap next to the temp dir's
+/// other reports.
+fn show_gates(report: &Report, model: &str) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(gates) = report.gate_weights() {
+        println!("\nmean expert weight per gate:\n{gates}");
+        let path = std::env::temp_dir().join(format!("mtl_{model}_gates.svg"));
+        std::fs::write(&path, gates.to_svg())?;
+        println!("gate heatmap written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// `model.compile(...)`, `model.fit(train_ds)`, `model.evaluate(valid_ds)` on `device`.
+fn fit_and_evaluate_on<M, D>(
+    device: D,
     config: TrainConfig,
     train: &Dataset,
     valid: &Dataset,
 ) -> Result<Report, Box<dyn std::error::Error>>
 where
-    M: MtlModel + BuildOnDevice<Cpu, f32>,
-    M::Built: TaskNetwork<f32, Cpu> + Clone,
+    M: MtlModel + BuildOnDevice<D, f32>,
+    M::Built: TaskNetwork<f32, D> + Clone,
+    D: Device<f32>,
 {
-    let mut trainer = Trainer::<M>::new(Cpu::default(), config)?;
+    let mut trainer = Trainer::<M, D>::new(device, config)?;
     let history = trainer.fit(train, None)?;
     if let Some(e) = history.epochs.last() {
         println!(
@@ -125,6 +152,7 @@ where
 }
 
 struct Args {
+    device: DeviceKind,
     data: Option<PathBuf>,
     rows: usize,
     seed: u64,
@@ -133,6 +161,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
+        device: DeviceKind::Cpu,
         data: None,
         rows: std::env::var("NUM_ROWS")
             .ok()
@@ -154,6 +183,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--seed" => args.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--mode" => args.mode = value()?.parse().map_err(|e: mtl::Error| e.to_string())?,
+            "--device" => args.device = value()?.parse().map_err(|e: mtl::Error| e.to_string())?,
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -166,6 +196,29 @@ fn cell(title: &str) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
+    // `fit_and_evaluate!(Model, config, train, valid)` on the chosen device: the models are
+    // generic over the device, the choice is made at run time.
+    macro_rules! fit_and_evaluate {
+        ($model:ty, $config:expr, $train:expr, $valid:expr) => {
+            match args.device {
+                DeviceKind::Cpu => {
+                    fit_and_evaluate_on::<$model, Cpu>(Cpu::default(), $config, $train, $valid)
+                }
+                #[cfg(feature = "cuda")]
+                DeviceKind::Cuda => fit_and_evaluate_on::<$model, Cuda>(
+                    mtl::device::cuda(0)?,
+                    $config,
+                    $train,
+                    $valid,
+                ),
+                #[cfg(not(feature = "cuda"))]
+                DeviceKind::Cuda => Err(mtl::device::cuda_not_built().into()),
+            }
+        };
+    }
+    if args.device == DeviceKind::Cuda && !mtl::device::CUDA_BUILT {
+        return Err(mtl::device::cuda_not_built().into());
+    }
 
     cell("Generating data");
     let (train, valid) = match &args.data {
@@ -224,7 +277,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()));
 
     cell("model.fit(train_ds, batch_size=BATCH_SIZE); model.evaluate(valid_ds, batch_size=BATCH_SIZE)");
-    fit_and_evaluate::<SharedBottom>(config.clone(), &train, &valid)?;
+    fit_and_evaluate!(SharedBottom, config.clone(), &train, &valid)?;
 
     cell("Setting loss weights: click 5, like 4, share 3, follow 2, watching_times 1");
     let weighted = config
@@ -234,33 +287,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_loss_weight("share/binary_output", 3.0)
         .with_loss_weight("follow/binary_output", 2.0)
         .with_loss_weight("watching_times/regression_output", 1.0);
-    fit_and_evaluate::<SharedBottom>(weighted, &train, &valid)?;
+    fit_and_evaluate!(SharedBottom, weighted, &train, &valid)?;
 
     cell("1. Setting class weights per task: click (1, 5), like (1, 20)");
-    fit_and_evaluate::<ClassWeights>(config.clone(), &train, &valid)?;
+    fit_and_evaluate!(ClassWeights, config.clone(), &train, &valid)?;
 
     cell(
         "2. Using other target / feature as weight per task: click by age, like by watching_times",
     );
-    fit_and_evaluate::<WeightColumns>(config.clone(), &train, &valid)?;
+    fit_and_evaluate!(WeightColumns, config.clone(), &train, &valid)?;
 
     cell("3. Using another binary target as sample space: like where click = 1, weighted AUC");
-    fit_and_evaluate::<SampleSpace>(config.clone(), &train, &valid)?;
+    fit_and_evaluate!(SampleSpace, config.clone(), &train, &valid)?;
 
     cell("Hard parameter sharing with task towers: click mlp[64], like mlp[32]");
-    fit_and_evaluate::<Towers>(config.clone(), &train, &valid)?;
+    fit_and_evaluate!(Towers, config.clone(), &train, &valid)?;
 
     cell("MMoE: 4 experts mlp[16], gates mlp[16], towers mlp[16]");
     print!("{}", dev.build_module::<Mmoe, f32>());
-    let report = fit_and_evaluate::<Mmoe>(config.clone().with_gate_metrics(true), &train, &valid)?;
-    if let Some(gates) = report.gate_weights() {
-        println!("\nmean expert weight per task gate:\n{gates}");
-        let path = std::env::temp_dir().join("mtl_mmoe_gates.svg");
-        std::fs::write(&path, gates.to_svg())?;
-        println!("gate heatmap written to {}", path.display());
-    }
+    let report = fit_and_evaluate!(Mmoe, config.clone().with_gate_metrics(true), &train, &valid)?;
+    show_gates(&report, "mmoe")?;
 
     cell("CGC: 2 task experts + 3 shared experts mlp[16], gates mlp[16], towers mlp[16]");
-    fit_and_evaluate::<Cgc>(config, &train, &valid)?;
+    let report = fit_and_evaluate!(Cgc, config.clone().with_gate_metrics(true), &train, &valid)?;
+    show_gates(&report, "cgc")?;
+
+    cell(
+        "PLE: 2 levels of 2 task experts + 1 shared expert mlp[16], gates mlp[16], towers mlp[16]",
+    );
+    print!("{}", dev.build_module::<Ple, f32>());
+    let report = fit_and_evaluate!(Ple, config.with_gate_metrics(true), &train, &valid)?;
+    show_gates(&report, "ple")?;
     Ok(())
 }

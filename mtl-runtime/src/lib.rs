@@ -15,6 +15,7 @@
 //! - [`embedding`]: sparse embedding tables and their row-wise optimizers.
 //! - [`loss`]: per-task losses with Merlin's weighting.
 //! - [`train`]: the trainer (fit / evaluate / predict, reports, checkpoints).
+//! - [`device`]: choosing CPU or CUDA at run time, and the CUDA data path.
 
 pub mod error;
 #[cfg(feature = "engine")]
@@ -28,6 +29,8 @@ mod table;
 
 #[cfg(feature = "engine")]
 pub mod data;
+#[cfg(feature = "engine")]
+pub mod device;
 #[cfg(feature = "engine")]
 pub mod embedding;
 #[cfg(feature = "engine")]

@@ -6,9 +6,9 @@
 //!   from level 2 on one batched layer per group — task t's experts read task t's previous
 //!   output, the shared experts the previous shared output — joined into the same `[B, K·H]`
 //!   layout;
-//! - its gates: one per task (over the task's own + the shared experts, placed among all K
-//!   before mixing, so tasks never see each other's experts) and/or a shared gate over all K;
-//! - one batched mixing of all its gates (`mix_gates`).
+//! - its gates: one per task (over the task's own + the shared experts, so tasks never see each
+//!   other's experts) and/or a shared gate over all K;
+//! - one mixing of all its gates (`nn::mix_gates`, told which experts each gate weighs).
 //!
 //! A value with several consumers (x, an intermediate level's outputs) goes through
 //! `nn::Fanout` so exactly one consumer carries its gradient tape. Gates and outputs nobody reads
@@ -58,8 +58,8 @@ struct GateDef {
     metric: String,
     /// Experts it weighs.
     experts: usize,
-    /// Where its experts sit among all K of the level (`None`: all of them, in order).
-    columns: Option<Vec<usize>>,
+    /// Where its experts sit among all K of the level, in the order of its weights.
+    columns: Vec<usize>,
     /// The task it serves (`None`: the shared gate).
     task: Option<usize>,
     /// Part of the forward pass (false: metrics only).
@@ -119,12 +119,10 @@ impl Ctx<'_> {
         if moe.has_task_gates(l) {
             for (i, (task, ident)) in self.model.tasks.iter().zip(&self.tasks).enumerate() {
                 let n = moe.task_experts;
-                let columns = (n > 0 && t_count > 1).then(|| {
-                    (0..n)
-                        .map(|j| i * n + j)
-                        .chain((0..moe.experts).map(|j| t_count * n + j))
-                        .collect()
-                });
+                let columns = (0..n)
+                    .map(|j| i * n + j)
+                    .chain((0..moe.experts).map(|j| t_count * n + j))
+                    .collect();
                 out.push(GateDef {
                     field: ident.clone(),
                     metric: format!("{prefix}gate_{}/{}", task.name, task.kind.suffix()),
@@ -140,7 +138,7 @@ impl Ctx<'_> {
                 field: format_ident!("shared"),
                 metric: format!("{prefix}shared_gate"),
                 experts: self.k,
-                columns: None,
+                columns: (0..self.k).collect(),
                 task: None,
                 in_forward: moe.shared_gate_in_forward(l),
             });
@@ -363,16 +361,9 @@ fn forward(ctx: &Ctx, mode: Mode) -> TokenStream {
                 let metric = &g.metric;
                 code.extend(quote!(__gates.push((#metric, #w.clone() #realize));));
             }
-            if !g.in_forward || !mixes {
-                continue;
+            if g.in_forward && mixes {
+                mixed_gates.push((g, w));
             }
-            if let Some(columns) = &g.columns {
-                let kg = g.experts;
-                code.extend(quote! {
-                    let #w = #p::nn::expand_gate::<#kg, #k, E, D, _>(#w, &[#(#columns),*])?;
-                });
-            }
-            mixed_gates.push((g, w));
         }
         if !mixes {
             continue;
@@ -384,8 +375,16 @@ fn forward(ctx: &Ctx, mode: Mode) -> TokenStream {
             .map(|(g, _)| format_ident!("__m{}_{}", l, g.field))
             .collect();
         let ws = mixed_gates.iter().map(|(_, w)| w);
+        let columns = mixed_gates.iter().map(|(g, _)| {
+            let c = &g.columns;
+            quote!(&[#(#c),*])
+        });
         code.extend(quote! {
-            let [#(#outs),*] = #p::nn::mix_gates::<#ng, #k, #h, #kh, E, D, _>(#e, [#(#ws),*])?;
+            let [#(#outs),*] = #p::nn::mix_gates::<#ng, #k, #h, #kh, E, D, _>(
+                #e,
+                [#(#ws #realize),*],
+                [#(#columns),*],
+            )?;
         });
         for ((g, _), out) in mixed_gates.iter().zip(&outs) {
             if !last {

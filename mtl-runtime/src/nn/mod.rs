@@ -7,7 +7,7 @@
 //! - An MLP is a tuple of `Dense` layers (parameter names `0.weight`, `1.bias`, ...); a head is a
 //!   `Dense` without activation.
 //! - [`Identity`]: the body that passes its input through.
-//! - Mixture-of-experts pieces: [`Gate`], [`mix_experts`], [`mix_gates`], [`expand_gate`],
+//! - Mixture-of-experts pieces: [`Gate`], [`mix_experts`], [`mix_gates`],
 //!   [`concat_columns`], and [`Fanout`] for values with several consumers.
 //!
 //! Shapes: every block maps `[B, I]` to `[B, O]`. `Module` with `NoneTape` is inference,
@@ -17,9 +17,11 @@
 mod activation;
 mod dense;
 mod fanout;
+mod mix;
 mod moe;
 
 pub use activation::{Activation, Gelu, Linear, Relu, Selu, Sigmoid, Tanh};
 pub use dense::{Dense, Float, Identity, NoNorm};
 pub use fanout::Fanout;
-pub use moe::{concat_columns, expand_gate, mix_experts, mix_gates, Gate};
+pub use mix::mix_gates;
+pub use moe::{concat_columns, mix_experts, Gate};

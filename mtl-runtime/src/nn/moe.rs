@@ -9,7 +9,7 @@
 //! A gate computes `g = softmax(W·gate_block(x) / τ)` with `W` a bias-free `[K, G]` projection
 //! (glorot-uniform) and τ the temperature, given in per-mille as the const generic `TEMP`.
 //! [`mix_experts`] returns `Σ_k g_k·E_k`: `[B, K·H]` experts and `[B, K]` weights to `[B, H]`,
-//! as one batched matrix product; [`mix_gates`] mixes for all the gates of a level at once.
+//! as one batched matrix product; [`super::mix_gates`] mixes for all the gates of a level at once.
 //! From the second PLE level on, expert groups read different inputs; [`concat_columns`] joins
 //! their outputs into the same `[B, K·H]` layout as a first level.
 
@@ -135,65 +135,6 @@ pub fn mix_experts<
     g.try_matmul(e)?.try_reshape_like(&(b, Const::<H>))
 }
 
-/// Places a gate's `[B, KT]` weights at `columns` of a `[B, KALL]` weight matrix (zeros
-/// elsewhere), so that a CGC task gate over its own and the shared experts can mix the full,
-/// batched expert output. `columns[i]` is the position of the gate's expert `i` among all experts.
-pub fn expand_gate<const KT: usize, const KALL: usize, E: Float, D: Device<E>, T: Tape<E, D>>(
-    weights: Tensor<(usize, Const<KT>), E, D, T>,
-    columns: &[usize; KT],
-) -> Result<Batch<KALL, E, D, T>, D::Err> {
-    let mut placement = vec![E::default(); KT * KALL];
-    for (i, &c) in columns.iter().enumerate() {
-        placement[i * KALL + c] = E::ONE;
-    }
-    let placement: Tensor<Rank2<KT, KALL>, E, D> = weights
-        .device()
-        .clone()
-        .try_tensor_from_vec(placement, (Const, Const))?;
-    weights.try_matmul(placement)
-}
-
-/// `Σ_k g_k·E_k` for NG gates at once: experts `[B, K·H]` and NG weight matrices `[B, K]` to NG
-/// outputs `[B, H]`, as ONE batched product `[B, NG, K] × [B, K, H]` (about 2.4× faster than NG
-/// separate mixings for five gates). Each output carries part of the tape, as with [`Fanout`].
-pub fn mix_gates<
-    const NG: usize,
-    const K: usize,
-    const H: usize,
-    const KH: usize,
-    E: Float,
-    D: Device<E>,
-    T: Tape<E, D> + Merge<T>,
->(
-    experts: Tensor<(usize, Const<KH>), E, D, T>,
-    weights: [Tensor<(usize, Const<K>), E, D, T>; NG],
-) -> Result<[Batch<H, E, D, T>; NG], D::Err> {
-    if NG == 1 {
-        // One gate (MoE, or a level with a single gate): no stacking or slicing.
-        let w = Vec::from(weights)
-            .pop()
-            .unwrap_or_else(|| unreachable!("NG == 1"));
-        let h = mix_experts::<K, H, KH, E, D, T>(experts, w)?;
-        return Ok(vec![h]
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("NG == 1")));
-    }
-    let b = experts.shape().0;
-    let e = experts.try_reshape_like(&(b, Const::<K>, Const::<H>))?;
-    // [NG, B, K] -> [B, NG, K]
-    let w = weights.try_stack()?.try_permute::<_, Axes3<1, 0, 2>>()?;
-    let mixed = w.try_matmul(e)?; // [B, NG, H]
-    let mut fan = super::Fanout::new(mixed);
-    let mut out = Vec::with_capacity(NG);
-    for g in 0..NG {
-        let part = fan.next().try_slice((.., g..g + 1, ..))?;
-        out.push(part.try_reshape_like(&(b, Const::<H>))?);
-    }
-    Ok(out
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("NG outputs")))
-}
-
 /// Joins `[B, W_i]` parts side by side into `[B, W]` (`W = Σ W_i`, guaranteed by the macro): the
 /// expert groups of a PLE level ≥ 2 into the layout of a first level.
 pub fn concat_columns<const W: usize, E: Float, D: Device<E>, T: Tape<E, D> + Merge<T>>(
@@ -213,47 +154,6 @@ pub fn concat_columns<const W: usize, E: Float, D: Device<E>, T: Tape<E, D> + Me
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batched_mixing_equals_one_mixing_per_gate_forward_and_backward() {
-        let dev = Cpu::seed_from_u64(7);
-        let e: Tensor<(usize, Const<12>), f32, _> = dev.sample_normal_like(&(5, Const));
-        let logits: [Tensor<(usize, Const<3>), f32, _>; 2] = [
-            dev.sample_normal_like(&(5, Const)),
-            dev.sample_normal_like(&(5, Const)),
-        ];
-        let w = logits.clone().map(|l| l.softmax::<Axis<1>>());
-
-        // Values: batched against one mixing per gate.
-        let [a, b] = mix_gates::<2, 3, 4, 12, f32, _, _>(e.clone(), w.clone()).unwrap();
-        let a2 = mix_experts::<3, 4, 12, f32, _, _>(e.clone(), w[0].clone()).unwrap();
-        let b2 = mix_experts::<3, 4, 12, f32, _, _>(e.clone(), w[1].clone()).unwrap();
-        for (x, y) in a
-            .as_vec()
-            .iter()
-            .zip(a2.as_vec())
-            .chain(b.as_vec().iter().zip(b2.as_vec()))
-        {
-            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
-        }
-
-        // Gradients of Σ out_0 + 2·Σ out_1 with respect to the experts, both ways.
-        type Taped = OwnedTape<f32, Cpu>;
-        let [a, b] = mix_gates::<2, 3, 4, 12, f32, _, Taped>(
-            e.clone().leaky_traced(),
-            [w[0].retaped(), w[1].retaped()],
-        )
-        .unwrap();
-        let batched = (a.sum() + b.sum() * 2.0).backward().get(&e).as_vec();
-        let a3 = mix_experts::<3, 4, 12, f32, _, Taped>(e.clone().leaky_traced(), w[0].retaped())
-            .unwrap();
-        let b3 = mix_experts::<3, 4, 12, f32, _, Taped>(e.retaped(), w[1].retaped()).unwrap();
-        let separate = (a3.sum() + b3.sum() * 2.0).backward().get(&e).as_vec();
-        for (x, y) in batched.iter().zip(&separate) {
-            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
-        }
-        assert!(separate.iter().any(|g| g.abs() > 1e-3));
-    }
 
     #[test]
     fn concat_columns_joins_parts_in_order() {

@@ -253,6 +253,14 @@ fn resolve_loss_weights(spec: &ModelSpec, overrides: &[(String, f32)]) -> Result
     Ok(weights)
 }
 
+/// The values of a contiguous tensor (a layer output or gradient buffer) on the host, as one
+/// copy (`as_vec` walks an index iterator on the CPU: several times slower for `[B, W]`).
+fn host_values<S: Shape, D: Device<f32>>(t: &Tensor<S, f32, D>) -> Vec<f32> {
+    let mut v = vec![0.0f32; t.shape().num_elements()];
+    t.copy_into(&mut v);
+    v
+}
+
 impl<M, D> Trainer<M, D>
 where
     M: MtlModel + BuildOnDevice<D, f32>,
@@ -354,7 +362,7 @@ where
         self.dense_optimizer
             .update(&mut self.network, &grads)
             .map_err(Self::device_err)?;
-        let input_grad = grads.get(&x_ref).as_vec();
+        let input_grad = host_values(&grads.get(&x_ref));
         self.embeddings
             .apply_gradient(batch, &bound.input, &input_grad, &mut self.row_optimizer);
         self.step += 1;
@@ -525,7 +533,7 @@ where
     /// Raw outputs (`[B, W]` per task, row-major) of an input, inference mode.
     fn outputs(&self, x: crate::model::DynBatch<f32, D>) -> Result<Vec<Vec<f32>>> {
         let outputs = self.network.try_forward_eval(x).map_err(Self::device_err)?;
-        Ok(outputs.iter().map(|o| o.as_vec()).collect())
+        Ok(outputs.iter().map(host_values).collect())
     }
 
     /// Adds each gate's per-expert weight sums over the input `x` to `sums`.

@@ -16,8 +16,14 @@
 //! - [`TargetMode::Signal`] (the default) keeps Merlin's features but draws targets from a
 //!   documented ground truth (see [`tenrec`]), so models have something to learn and tests know
 //!   the best achievable AUC from the optional true-probability columns.
+//!
+//! [`TaskCorrelation`] generates the MMoE paper's two-regression-task data with a tunable task
+//! correlation (see [`task_correlation`]).
 
+pub mod task_correlation;
 pub mod tenrec;
+
+pub use task_correlation::TaskCorrelation;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
