@@ -10,7 +10,7 @@ pub mod dsl;
 pub use mtl_macros::mtl_model;
 pub use mtl_runtime::model::{MtlModel, TaskNetwork};
 pub use mtl_runtime::{
-    data, dfdx, embedding, error, loss, metrics, nn, schema, spec, train, ColumnSchema, DType,
+    data, dfdx, embedding, error, loss, metrics, nn, preprocess, schema, spec, train, ColumnSchema, DType,
     Error, Result, Schema, Tag, TagSet,
 };
 
