@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example census_income
 //!     [--input data/census-income-kdd/census-income.test.gz] [--out data-out/census-income]
-//!     [--seeds 5] [--epochs 8] [--patience 2] [--batch-size 512]
+//!     [--seeds 5] [--epochs 15] [--patience 2] [--batch-size 512]
 //!     [--models shared-bottom,mmoe,cgc] [--write-schema]
 //! ```
 //!
@@ -86,7 +86,7 @@ fn parse_args() -> Result<Args, String> {
         input: PathBuf::from("data/census-income-kdd/census-income.test.gz"),
         out: PathBuf::from("data-out/census-income"),
         seeds: 5,
-        epochs: 8,
+        epochs: 15,
         patience: 2,
         batch_size: 512,
         models: vec!["shared-bottom".into(), "mmoe".into(), "cgc".into()],
@@ -95,7 +95,10 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        let int = |v: String| v.parse::<usize>().map_err(|_| format!("{flag}: `{v}` is not a number"));
+        let int = |v: String| {
+            v.parse::<usize>()
+                .map_err(|_| format!("{flag}: `{v}` is not a number"))
+        };
         match flag.as_str() {
             "--input" => args.input = PathBuf::from(value()?),
             "--out" => args.out = PathBuf::from(value()?),
@@ -110,11 +113,17 @@ fn parse_args() -> Result<Args, String> {
                     .iter()
                     .find(|m| !["shared-bottom", "mmoe", "cgc", "ple"].contains(&m.as_str()))
                 {
-                    return Err(format!("unknown model `{bad}`; known: shared-bottom, mmoe, cgc, ple"));
+                    return Err(format!(
+                        "unknown model `{bad}`; known: shared-bottom, mmoe, cgc, ple"
+                    ));
                 }
             }
             "--write-schema" => args.write_schema = true,
-            other => return Err(format!("unknown flag `{other}` (see examples/census_income.rs)")),
+            other => {
+                return Err(format!(
+                    "unknown flag `{other}` (see examples/census_income.rs)"
+                ))
+            }
         }
     }
     if args.seeds == 0 || args.epochs == 0 || args.batch_size == 0 {
@@ -131,7 +140,11 @@ struct Run {
     seconds: f64,
 }
 
-fn train_one<M>(args: &Args, seed: u64, data: &[Dataset; 3]) -> Result<Run, Box<dyn std::error::Error>>
+fn train_one<M>(
+    args: &Args,
+    seed: u64,
+    data: &[Dataset; 3],
+) -> Result<Run, Box<dyn std::error::Error>>
 where
     M: MtlModel + BuildOnDevice<Cpu, f32>,
     M::Built: TaskNetwork<f32, Cpu> + Clone,
@@ -145,7 +158,11 @@ where
     let mut trainer = Trainer::<M>::new(Cpu::default(), config)?;
     let history = trainer.fit(&data[0], Some(&data[1]))?;
     let report = trainer.evaluate(&data[2])?;
-    let get = |name: &str| report.get(name).ok_or(format!("the report has no `{name}`"));
+    let get = |name: &str| {
+        report
+            .get(name)
+            .ok_or(format!("the report has no `{name}`"))
+    };
     Ok(Run {
         income: get("income/binary_output/auc")?,
         marital: get("marital/binary_output/auc")?,

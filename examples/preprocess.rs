@@ -51,7 +51,11 @@ fn role(v: &str) -> Result<Role, String> {
         "continuous" => Role::Continuous,
         "weight" => Role::Weight,
         "drop" => Role::Drop,
-        _ => return Err(format!("unknown role `{v}`; expected categorical, continuous, weight or drop")),
+        _ => {
+            return Err(format!(
+                "unknown role `{v}`; expected categorical, continuous, weight or drop"
+            ))
+        }
     })
 }
 
@@ -63,10 +67,14 @@ fn target(v: &str) -> Result<Target, String> {
         return Ok(Target::equals(name, col, value));
     }
     if let Some((col, t)) = rule.split_once('>') {
-        let t: f64 = t.parse().map_err(|_| format!("--target `{v}`: `{t}` is not a number"))?;
+        let t: f64 = t
+            .parse()
+            .map_err(|_| format!("--target `{v}`: `{t}` is not a number"))?;
         return Ok(Target::above(name, col, t));
     }
-    Err(format!("--target `{v}`: expected NAME=COL==VALUE or NAME=COL>NUMBER"))
+    Err(format!(
+        "--target `{v}`: expected NAME=COL==VALUE or NAME=COL>NUMBER"
+    ))
 }
 
 fn key_value(v: &str, flag: &str) -> Result<(String, String), String> {
@@ -137,15 +145,21 @@ fn parse() -> Result<Args, String> {
             "--log1p" => config = config.log1p(&list(&value()?)),
             "--fill" => {
                 let (c, v) = key_value(&value()?, "--fill")?;
-                let v = v.parse().map_err(|_| format!("--fill {c}: `{v}` is not a number"))?;
+                let v = v
+                    .parse()
+                    .map_err(|_| format!("--fill {c}: `{v}` is not a number"))?;
                 config = config.fill(&c, v);
             }
             "--min-freq" => {
-                config.min_frequency = value()?.parse().map_err(|_| "--min-freq needs an integer")?
+                config.min_frequency = value()?
+                    .parse()
+                    .map_err(|_| "--min-freq needs an integer")?
             }
             "--min-freq-for" => {
                 let (c, v) = key_value(&value()?, "--min-freq-for")?;
-                let n = v.parse().map_err(|_| format!("--min-freq-for {c}: `{v}` is not an integer"))?;
+                let n = v
+                    .parse()
+                    .map_err(|_| format!("--min-freq-for {c}: `{v}` is not an integer"))?;
                 config = config.min_frequency_for(&c, n);
             }
             "--binary" => {
@@ -162,7 +176,10 @@ fn parse() -> Result<Args, String> {
             "--split" => {
                 let parts = list(&value()?)
                     .iter()
-                    .map(|f| f.parse::<f64>().map_err(|_| format!("--split: `{f}` is not a number")))
+                    .map(|f| {
+                        f.parse::<f64>()
+                            .map_err(|_| format!("--split: `{f}` is not a number"))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 fractions = Some(parts);
             }
@@ -171,7 +188,11 @@ fn parse() -> Result<Args, String> {
                 println!("see the documentation at the top of examples/preprocess.rs");
                 std::process::exit(0);
             }
-            other => return Err(format!("unknown flag `{other}` (see examples/preprocess.rs)")),
+            other => {
+                return Err(format!(
+                    "unknown flag `{other}` (see examples/preprocess.rs)"
+                ))
+            }
         }
     }
     csv = csv.with_null_markers(&nulls);
@@ -181,7 +202,11 @@ fn parse() -> Result<Args, String> {
             return Err("--split takes at most three fractions (train,valid,test)".into());
         }
         config.split = Split {
-            parts: names.iter().zip(&f).map(|(n, f)| (n.to_string(), *f)).collect(),
+            parts: names
+                .iter()
+                .zip(&f)
+                .map(|(n, f)| (n.to_string(), *f))
+                .collect(),
             seed: seed.unwrap_or(42),
         };
     } else if let Some(seed) = seed {
@@ -224,7 +249,11 @@ fn main() {
     match result {
         Ok(report) => {
             print!("{report}");
-            println!("schema ({:.2} s):\n{}", started.elapsed().as_secs_f64(), report.schema);
+            println!(
+                "schema ({:.2} s):\n{}",
+                started.elapsed().as_secs_f64(),
+                report.schema
+            );
             println!(
                 "next: write a model with `schema: \"{}\"` (see the README)",
                 args.out.join("train/schema.json").display()

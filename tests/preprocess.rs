@@ -46,7 +46,10 @@ fn csv_quotes_question_mark_nulls_and_trailing_spaces() {
     let fitted = config().fit(&input).unwrap();
     let city = fitted.vocabulary("city").unwrap();
     // Quoted delimiter and escaped quotes survive; " Berlin " is trimmed to "Berlin".
-    assert_eq!(city.values, ["Berlin", "He said \"hi\"", "Paris", "Paris, FR"]);
+    assert_eq!(
+        city.values,
+        ["Berlin", "He said \"hi\"", "Paris", "Paris, FR"]
+    );
     assert_eq!(city.counts, [2, 1, 1, 1]);
     let segment = fitted.vocabulary("segment").unwrap();
     assert_eq!(segment.values, ["a", "b"], "`?` is a null, not a category");
@@ -59,7 +62,10 @@ fn csv_quotes_question_mark_nulls_and_trailing_spaces() {
     // Without trimming, " Berlin " and "40 " are kept as they are: "40 " is not a number.
     let untrimmed = Input::csv(dir.path().join("raw.csv"), csv().with_trim(false));
     let err = config().fit(&untrimmed).unwrap_err().to_string();
-    assert!(err.contains("raw.csv:5: column `price`: `40 ` is not a finite number"), "{err}");
+    assert!(
+        err.contains("raw.csv:5: column `price`: `40 ` is not a finite number"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -77,7 +83,10 @@ fn ragged_rows_and_bad_numbers_name_file_line_and_column() {
     let multiline = "city,price,outcome,segment\n\"Par\nis\",1,buy,a\nBerlin,lots,buy,b\n";
     let input = Input::csv(write(dir.path(), "bad.csv", multiline), csv());
     let err = config().fit(&input).unwrap_err().to_string();
-    assert!(err.contains("bad.csv:4: column `price`: `lots` is not a finite number"), "{err}");
+    assert!(
+        err.contains("bad.csv:4: column `price`: `lots` is not a finite number"),
+        "{err}"
+    );
 
     // Given names (no header) that do not match the field count.
     let input = Input::csv(
@@ -92,7 +101,9 @@ fn ragged_rows_and_bad_numbers_name_file_line_and_column() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("noheader.csv:1: expected 3 fields (as many as the column names given), found 4"),
+        err.contains(
+            "noheader.csv:1: expected 3 fields (as many as the column names given), found 4"
+        ),
         "{err}"
     );
 
@@ -103,14 +114,20 @@ fn ragged_rows_and_bad_numbers_name_file_line_and_column() {
         .run(&input, dir.path().join("out"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("ok.csv:2: column `price`: `10` is not 0 or 1"), "{err}");
+    assert!(
+        err.contains("ok.csv:2: column `price`: `10` is not 0 or 1"),
+        "{err}"
+    );
     let err = PreprocessConfig::new()
         .categorical(&["city"])
         .target(Target::equals("bought", "outcome", "buy"))
         .fit(&input)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("columns without a role: price, segment"), "{err}");
+    assert!(
+        err.contains("columns without a role: price, segment"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -137,7 +154,8 @@ fn vocabulary_is_fitted_on_train_only_and_unseen_values_count_as_oov() {
         )
         .unwrap();
     // Only Paris reaches the threshold in train; Berlin and Rome (once each) map to 0.
-    let city = Vocabulary::read_parquet(&out.join("categories/unique.city.parquet"), "city").unwrap();
+    let city =
+        Vocabulary::read_parquet(&out.join("categories/unique.city.parquet"), "city").unwrap();
     assert_eq!(city.values, ["Paris"]);
     assert_eq!(city.zero_count, 2);
     assert_eq!(report.split("train").unwrap().oov["city"], 2);
@@ -151,12 +169,26 @@ fn vocabulary_is_fitted_on_train_only_and_unseen_values_count_as_oov() {
 
     // A single table with a seeded split: the vocabulary counts exactly the train rows.
     let rows: String = (0..400)
-        .map(|i| format!("c{},{},{},s{}\n", i % 37, i, if i % 3 == 0 { "buy" } else { "x" }, i % 5))
+        .map(|i| {
+            format!(
+                "c{},{},{},s{}\n",
+                i % 37,
+                i,
+                if i % 3 == 0 { "buy" } else { "x" },
+                i % 5
+            )
+        })
         .collect();
-    let table = write(dir.path(), "table.csv", &format!("city,price,outcome,segment\n{rows}"));
+    let table = write(
+        dir.path(),
+        "table.csv",
+        &format!("city,price,outcome,segment\n{rows}"),
+    );
     let split = Split::train_valid_test(0.6, 0.2, 0.2, 11);
     let cfg = config().split(split.clone());
-    let report = cfg.run(&Input::csv(&table, csv()), dir.path().join("split")).unwrap();
+    let report = cfg
+        .run(&Input::csv(&table, csv()), dir.path().join("split"))
+        .unwrap();
     let train_rows = report.split("train").unwrap().rows;
     assert!(train_rows > 200 && train_rows < 280, "{train_rows}");
     let total: u64 = report.splits.iter().map(|s| s.rows).sum();
@@ -166,23 +198,44 @@ fn vocabulary_is_fitted_on_train_only_and_unseen_values_count_as_oov() {
         "city",
     )
     .unwrap();
-    assert_eq!(city.counts.iter().sum::<u64>() + city.zero_count, train_rows);
+    assert_eq!(
+        city.counts.iter().sum::<u64>() + city.zero_count,
+        train_rows
+    );
     // Same seed, same split; another seed, another split.
-    let again = cfg.run(&Input::csv(&table, csv()), dir.path().join("again")).unwrap();
-    assert_eq!(again.split("valid").unwrap().rows, report.split("valid").unwrap().rows);
+    let again = cfg
+        .run(&Input::csv(&table, csv()), dir.path().join("again"))
+        .unwrap();
+    assert_eq!(
+        again.split("valid").unwrap().rows,
+        report.split("valid").unwrap().rows
+    );
     let other = config()
         .split(Split { seed: 12, ..split })
         .run(&Input::csv(&table, csv()), dir.path().join("other"))
         .unwrap();
-    let price = |dir: &str| Dataset::open(dir).unwrap().floats("price").unwrap().to_vec();
+    let price = |dir: &str| {
+        Dataset::open(dir)
+            .unwrap()
+            .floats("price")
+            .unwrap()
+            .to_vec()
+    };
     let base = dir.path().join("split/train");
-    assert_ne!(price(other.split("train").unwrap().dir.to_str().unwrap()), price(base.to_str().unwrap()));
+    assert_ne!(
+        price(other.split("train").unwrap().dir.to_str().unwrap()),
+        price(base.to_str().unwrap())
+    );
 }
 
 #[test]
 fn normalize_uses_train_statistics_and_log1p() {
     let dir = tempfile::tempdir().unwrap();
-    let train = write(dir.path(), "train.csv", "x,y,label\n1,0,1\n2,1,0\n3,,1\n6,e,0\n");
+    let train = write(
+        dir.path(),
+        "train.csv",
+        "x,y,label\n1,0,1\n2,1,0\n3,,1\n6,e,0\n",
+    );
     let test = write(dir.path(), "test.csv", "x,y,label\n9,0,1\n");
     let out = dir.path().join("out");
     let cfg = PreprocessConfig::new()
@@ -190,12 +243,23 @@ fn normalize_uses_train_statistics_and_log1p() {
         .log1p(&["x"])
         .fill("y", 10.0)
         .target(Target::binary("label"));
-    let bad = cfg.clone().run(&Input::csv(&train, csv()), &out).unwrap_err().to_string();
-    assert!(bad.contains("train.csv:5: column `y`: `e` is not a finite number"), "{bad}");
+    let bad = cfg
+        .clone()
+        .run(&Input::csv(&train, csv()), &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        bad.contains("train.csv:5: column `y`: `e` is not a finite number"),
+        "{bad}"
+    );
 
     std::fs::write(&train, "x,y,label\n1,0,1\n2,1,0\n3,,1\n6,2,0\n").unwrap();
-    cfg.run_files(&Input::csv(&train, csv()), &[("test", &Input::csv(&test, csv()))], &out)
-        .unwrap();
+    cfg.run_files(
+        &Input::csv(&train, csv()),
+        &[("test", &Input::csv(&test, csv()))],
+        &out,
+    )
+    .unwrap();
     let stats: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("stats.json")).unwrap()).unwrap();
     let logs: Vec<f64> = [1.0f64, 2.0, 3.0, 6.0].iter().map(|x| x.ln_1p()).collect();
@@ -210,7 +274,10 @@ fn normalize_uses_train_statistics_and_log1p() {
     assert_eq!(train_ds.floats("y").unwrap(), [-1.0, 0.0, 9.0, 1.0]);
     let xs = train_ds.floats("x").unwrap();
     let m = xs.iter().map(|&v| f64::from(v)).sum::<f64>() / 4.0;
-    assert!(m.abs() < 1e-6, "train mean of a normalised column is 0, got {m}");
+    assert!(
+        m.abs() < 1e-6,
+        "train mean of a normalised column is 0, got {m}"
+    );
     // The test row is normalised with the train statistics, not its own.
     let test_ds = Dataset::open(out.join("test")).unwrap();
     let want = ((9.0f64.ln_1p() - mean) / std) as f32;
@@ -231,7 +298,10 @@ fn derived_targets_drop_their_source_from_the_inputs() {
         .unwrap();
     assert_eq!(report.leak_dropped, ["outcome"]);
     assert!(!report.schema.contains("outcome"));
-    assert_eq!(report.schema.column_names(), ["city", "price", "segment", "bought"]);
+    assert_eq!(
+        report.schema.column_names(),
+        ["city", "price", "segment", "bought"]
+    );
     let ds = Dataset::open(out.join("train")).unwrap();
     assert_eq!(ds.floats("bought").unwrap(), [1.0, 0.0, 1.0, 0.0, 1.0]);
     assert_eq!(report.split("train").unwrap().target_sums["bought"], 3.0);
@@ -248,7 +318,10 @@ fn derived_targets_drop_their_source_from_the_inputs() {
         .run(&input, dir.path().join("out2"))
         .unwrap();
     assert_eq!(report.leak_dropped, ["price"]);
-    assert_eq!(report.schema.column_names(), ["city", "segment", "expensive"]);
+    assert_eq!(
+        report.schema.column_names(),
+        ["city", "segment", "expensive"]
+    );
     let ds = Dataset::open(dir.path().join("out2/train")).unwrap();
     assert_eq!(ds.floats("expensive").unwrap(), [0.0, 0.0, 1.0, 1.0, 1.0]);
 
@@ -256,11 +329,16 @@ fn derived_targets_drop_their_source_from_the_inputs() {
     let err = PreprocessConfig::new()
         .categorical(&["city", "segment", "outcome"])
         .target(Target::above("expensive", "price", 25.0))
-        .run(&Input::csv(dir.path().join("raw.csv"), csv()), dir.path().join("out3"))
+        .run(
+            &Input::csv(dir.path().join("raw.csv"), csv()),
+            dir.path().join("out3"),
+        )
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("raw.csv:4: column `price`: the target `expensive` cannot be read from a null"),
+        err.contains(
+            "raw.csv:4: column `price`: the target `expensive` cannot be read from a null"
+        ),
         "{err}"
     );
 }
@@ -280,12 +358,18 @@ fn output_schema_has_merlin_tags_domains_and_dtypes() {
     assert_eq!(city.table_name(), "city");
     assert_eq!(city.cardinality(), Some(5), "4 values + the OOV/null id 0");
     assert_eq!(city.start_index(), Some(1.0));
-    assert_eq!(city.properties["cat_path"], ".//categories/unique.city.parquet");
+    assert_eq!(
+        city.properties["cat_path"],
+        ".//categories/unique.city.parquet"
+    );
     let price = schema.get("price").unwrap();
     assert!(price.has_tag(&Tag::Continuous) && price.dtype == DType::Float32);
     let bought = schema.get("bought").unwrap();
     assert!(bought.has_tag(&Tag::Target) && bought.has_tag(&Tag::BinaryClassification));
-    assert_eq!((bought.dtype, bought.int_domain()), (DType::Int8, Some((0, 1))));
+    assert_eq!(
+        (bought.dtype, bought.int_domain()),
+        (DType::Int8, Some((0, 1)))
+    );
     let ds = Dataset::open(out.join("train")).unwrap();
     assert_eq!(ds.num_rows(), 5);
     // Frequency order, ties by value: Berlin 1, `He said "hi"` 2, Paris 3, `Paris, FR` 4.
@@ -297,7 +381,10 @@ fn output_schema_has_merlin_tags_domains_and_dtypes() {
         .target(Target::regression("price"))
         .run(&Input::csv(input.path(), csv()), dir.path().join("reg"));
     // A null regression target is an error with its line.
-    assert!(regression.unwrap_err().to_string().contains("raw.csv:4: column `price`"));
+    assert!(regression
+        .unwrap_err()
+        .to_string()
+        .contains("raw.csv:4: column `price`"));
 }
 
 mtl_model! {
@@ -325,8 +412,14 @@ fn deepctr_census_sample_end_to_end() {
     check_schema_matches(&compiled, &report.schema, "fixture").unwrap();
     let inst = report.schema.get("instance_weight").unwrap();
     assert!(inst.tags.is_empty(), "the weight column is not a feature");
-    assert!(!CensusSample::spec().features.iter().any(|f| f.name == "instance_weight"));
-    assert!(!CensusSample::spec().features.iter().any(|f| f.name == "marital_stat"));
+    assert!(!CensusSample::spec()
+        .features
+        .iter()
+        .any(|f| f.name == "instance_weight"));
+    assert!(!CensusSample::spec()
+        .features
+        .iter()
+        .any(|f| f.name == "marital_stat"));
 
     let train = Dataset::open(out.join("train")).unwrap();
     let valid = Dataset::open(out.join("valid")).unwrap();
@@ -338,40 +431,76 @@ fn deepctr_census_sample_end_to_end() {
         .with_early_stopping(EarlyStopping::on("loss", 1));
     let mut trainer = Trainer::<CensusSample>::new(Cpu::default(), config).unwrap();
     let history = trainer.fit(&train, Some(&valid)).unwrap();
-    assert!(history.epochs.iter().all(|e| e.train.get("loss").unwrap().is_finite()));
+    assert!(history
+        .epochs
+        .iter()
+        .all(|e| e.train.get("loss").unwrap().is_finite()));
     let report = trainer.evaluate(&test).unwrap();
     for task in ["income", "marital"] {
         let auc = report.get(&format!("{task}/binary_output/auc")).unwrap();
-        assert!(auc.is_finite() && (0.0..=1.0).contains(&auc), "{task}: {auc}");
+        assert!(
+            auc.is_finite() && (0.0..=1.0).contains(&auc),
+            "{task}: {auc}"
+        );
     }
 
     // A schema that does not match (another frequency threshold) is refused with a reason.
     let (csv, config) = presets::census_income_kdd_deepctr_sample(1, 2024);
-    let other = config.fit(&Input::csv("data/census-income-kdd/deepctr_census-income.sample", csv)).unwrap();
-    let err = check_schema_matches(&compiled, other.schema(), "fixture").unwrap_err().to_string();
+    let other = config
+        .fit(&Input::csv(
+            "data/census-income-kdd/deepctr_census-income.sample",
+            csv,
+        ))
+        .unwrap();
+    let err = check_schema_matches(&compiled, other.schema(), "fixture")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("differs from the compiled model's"), "{err}");
 }
 
 #[test]
-fn parquet_input_encodes_like_csv() {
+fn raw_parquet_with_strings_nulls_and_booleans() {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+
     let dir = tempfile::tempdir().unwrap();
-    let csv_in = Input::csv(write(dir.path(), "raw.csv", RAW), csv());
-    let from_csv = config().run(&csv_in, dir.path().join("a")).unwrap();
-    // The encoded output is itself a Parquet table: preprocess it again as raw Parquet, with
-    // its ids as categories and the already-derived label as a binary target.
-    let parquet_in = Input::parquet(dir.path().join("a/train/part_0.parquet"));
-    let again = PreprocessConfig::new()
-        .categorical(&["city", "segment"])
+    let city: StringArray = vec![Some("Paris"), None, Some("Berlin"), Some("Paris")].into();
+    let code = Int64Array::from(vec![7, 7, 3, 7]);
+    let price = Float64Array::from(vec![Some(1.0), Some(3.0), None, Some(5.0)]);
+    let click = BooleanArray::from(vec![true, false, false, true]);
+    let batch = RecordBatch::try_from_iter([
+        ("city", Arc::new(city) as ArrayRef),
+        ("code", Arc::new(code) as ArrayRef),
+        ("price", Arc::new(price) as ArrayRef),
+        ("click", Arc::new(click) as ArrayRef),
+    ])
+    .unwrap();
+    let raw = dir.path().join("raw.parquet");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&raw).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let out = dir.path().join("out");
+    let report = PreprocessConfig::new()
+        .categorical(&["city", "code"])
         .continuous(&["price"])
-        .target(Target::binary("bought"))
-        .run(&parquet_in, dir.path().join("b"))
+        .target(Target::binary("click"))
+        .run(&Input::from_path(&raw, CsvOptions::default()), &out)
         .unwrap();
-    let a = Dataset::open(dir.path().join("a/train")).unwrap();
-    let b = Dataset::open(dir.path().join("b/train")).unwrap();
-    assert_eq!(a.floats("bought").unwrap(), b.floats("bought").unwrap());
-    assert_eq!(from_csv.vocab_sizes, again.vocab_sizes);
-    // Integer columns are categories too: "1" is the most frequent, then "2" < "3" < "4", so
-    // re-categorifying ids 4, 1, 3, 2, 1 gives them back.
-    assert_eq!(b.ids("city").unwrap(), a.ids("city").unwrap());
-    assert_eq!(b.ids("city").unwrap(), [4, 1, 3, 2, 1]);
+    assert_eq!(report.split("train").unwrap().nulls["city"], 1);
+    let ds = Dataset::open(out.join("train")).unwrap();
+    assert_eq!(ds.ids("city").unwrap(), [1, 0, 2, 1], "Arrow null → id 0");
+    assert_eq!(
+        ds.ids("code").unwrap(),
+        [1, 1, 2, 1],
+        "integers are categories too"
+    );
+    assert_eq!(ds.floats("price").unwrap()[2], 0.0, "null → the mean → 0");
+    assert_eq!(ds.floats("click").unwrap(), [1.0, 0.0, 0.0, 1.0]);
 }

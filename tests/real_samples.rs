@@ -29,7 +29,10 @@ mtl_model! {
 }
 
 fn csv(dir: &str, file: &str) -> Input {
-    Input::csv(Path::new("data").join(dir).join(file), CsvOptions::default())
+    Input::csv(
+        Path::new("data").join(dir).join(file),
+        CsvOptions::default(),
+    )
 }
 
 /// Trains one epoch and returns the test report.
@@ -40,7 +43,10 @@ where
 {
     let train = Dataset::open(out.join("train")).unwrap();
     let test = Dataset::open(out.join("test")).unwrap();
-    let config = TrainConfig::default().with_epochs(1).with_batch_size(16).with_seed(3);
+    let config = TrainConfig::default()
+        .with_epochs(1)
+        .with_batch_size(16)
+        .with_seed(3);
     let mut trainer = Trainer::<M>::new(Cpu::default(), config).unwrap();
     let history = trainer.fit(&train, None).unwrap();
     assert_eq!(history.epochs.len(), 1);
@@ -52,7 +58,9 @@ where
 fn ali_ccp_sample_preprocesses_and_trains() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ali-ccp");
-    let dense = ["D109_14", "D110_14", "D127_14", "D150_14", "D508", "D509", "D702", "D853"];
+    let dense = [
+        "D109_14", "D110_14", "D127_14", "D150_14", "D508", "D509", "D702", "D853",
+    ];
     let report = PreprocessConfig::new()
         .continuous(&dense)
         .others(Role::Categorical)
@@ -74,7 +82,11 @@ fn ali_ccp_sample_preprocesses_and_trains() {
     // 23 sparse fields named by number, 8 dense, 2 targets.
     assert_eq!(report.schema.select_by_tag(&[Tag::Categorical]).len(), 23);
     assert_eq!(report.schema.select_by_tag(&[Tag::Continuous]).len(), 8);
-    assert!(report.schema.get("109_14").unwrap().has_tag(&Tag::Categorical));
+    assert!(report
+        .schema
+        .get("109_14")
+        .unwrap()
+        .has_tag(&Tag::Categorical));
     // Item ids of the validation/test files were mostly unseen in the 100 training rows.
     assert!(report.split("test").unwrap().oov["205"] > 0);
     let fixture = Schema::from_file("tests/fixtures/ali-ccp/schema.json").unwrap();

@@ -113,8 +113,9 @@ impl Vocabulary {
         let values: StringArray = std::iter::once(None)
             .chain(self.values.iter().map(|v| Some(v.as_str())))
             .collect();
-        let counts =
-            UInt64Array::from_iter_values(std::iter::once(self.zero_count).chain(self.counts.iter().copied()));
+        let counts = UInt64Array::from_iter_values(
+            std::iter::once(self.zero_count).chain(self.counts.iter().copied()),
+        );
         let schema = Arc::new(arrow_schema::Schema::new(vec![
             Field::new(&self.column, DataType::Utf8, true),
             Field::new(format!("{}_size", self.column), DataType::UInt64, false),
@@ -144,8 +145,12 @@ impl Vocabulary {
         for batch in reader {
             let batch = batch.map_err(|e| bad(format!("cannot decode: {e}")))?;
             let missing = |name: &str| {
-                Error::column(path, name, "missing or of the wrong type (a vocabulary file \
-                    holds `<column>` as text and `<column>_size` as uint64)")
+                Error::column(
+                    path,
+                    name,
+                    "missing or of the wrong type (a vocabulary file \
+                    holds `<column>` as text and `<column>_size` as uint64)",
+                )
             };
             let v = batch
                 .column_by_name(column)
@@ -180,7 +185,15 @@ mod tests {
 
     #[test]
     fn frequency_order_ties_by_value_threshold_and_zero_for_unknowns() {
-        let c = counter(&[Some("b"), Some("a"), Some("c"), Some("b"), Some("a"), Some("d"), None]);
+        let c = counter(&[
+            Some("b"),
+            Some("a"),
+            Some("c"),
+            Some("b"),
+            Some("a"),
+            Some("d"),
+            None,
+        ]);
         let v = c.finish("x", 2);
         // a and b twice (tie: by value), c and d once: under the threshold.
         assert_eq!(v.values, ["a", "b"]);

@@ -120,7 +120,10 @@ impl CsvRows {
             }
         };
         if rows.columns.is_empty() {
-            return Err(Error::file(path, "no columns: the header or the names are empty"));
+            return Err(Error::file(
+                path,
+                "no columns: the header or the names are empty",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         if let Some(dup) = rows.columns.iter().find(|c| !seen.insert(c.as_str())) {
@@ -181,7 +184,11 @@ impl RowReader for CsvRows {
         }
         row.resize(self.columns.len());
         for (i, field) in self.record.iter().enumerate() {
-            let value = if self.options.trim { field.trim() } else { field };
+            let value = if self.options.trim {
+                field.trim()
+            } else {
+                field
+            };
             row.nulls[i] = self.options.null_markers.iter().any(|m| m == value);
             row.values[i].clear();
             row.values[i].push_str(value);

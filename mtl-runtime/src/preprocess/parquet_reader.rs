@@ -135,9 +135,8 @@ impl RowReader for ParquetRows {
             let path = &self.files[self.file_index];
             match self.reader.as_mut().and_then(Iterator::next) {
                 Some(batch) => {
-                    self.batch = Some(
-                        batch.map_err(|e| Error::file(path, format!("cannot decode: {e}")))?,
-                    );
+                    self.batch =
+                        Some(batch.map_err(|e| Error::file(path, format!("cannot decode: {e}")))?);
                     self.row_in_batch = 0;
                 }
                 None if self.file_index + 1 < self.files.len() => {

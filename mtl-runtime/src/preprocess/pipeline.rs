@@ -211,10 +211,13 @@ impl PreprocessConfig {
         let mut vocabularies = Vec::new();
         let mut normalizers = Vec::new();
         for (i, col) in plan.columns.iter().enumerate() {
-            vocabularies.push(vocab[i].take().map(|v| v.finish(&col.name, col.min_frequency)));
-            normalizers.push(
-                (col.role == Role::Continuous).then(|| stats[i].finish(col.log1p, col.fill)),
+            vocabularies.push(
+                vocab[i]
+                    .take()
+                    .map(|v| v.finish(&col.name, col.min_frequency)),
             );
+            normalizers
+                .push((col.role == Role::Continuous).then(|| stats[i].finish(col.log1p, col.fill)));
         }
         let schema = plan.schema(&vocabularies)?;
         Ok(Fitted {
@@ -252,8 +255,11 @@ struct Plan {
 
 impl Plan {
     fn new(config: &PreprocessConfig, header: &[String], file: &Path) -> Result<Plan> {
-        let position: HashMap<&str, usize> =
-            header.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+        let position: HashMap<&str, usize> = header
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
         let known = |name: &str, what: &str| -> Result<usize> {
             position.get(name).copied().ok_or_else(|| {
                 Error::file(
@@ -285,7 +291,10 @@ impl Plan {
         for t in &config.targets {
             known(&t.source, &format!("the source of target `{}`", t.name))?;
             if !target_names.insert(t.name.as_str()) {
-                return Err(Error::invalid(format!("target `{}` is defined twice", t.name)));
+                return Err(Error::invalid(format!(
+                    "target `{}` is defined twice",
+                    t.name
+                )));
             }
             sources.insert(t.source.as_str());
         }
@@ -307,7 +316,10 @@ impl Plan {
             if sources.contains(name.as_str()) {
                 // A target's source is never an input: as the target itself (`click`) it is
                 // the label; as the source of a derived target it would leak the label.
-                let derived = config.targets.iter().any(|t| t.source == *name && t.is_derived());
+                let derived = config
+                    .targets
+                    .iter()
+                    .any(|t| t.source == *name && t.is_derived());
                 if derived && matches!(role, Some(Role::Categorical | Role::Continuous)) {
                     plan.leak_dropped.push(name.clone());
                 }
@@ -339,7 +351,12 @@ impl Plan {
                 role,
                 min_frequency,
                 log1p: config.log1p.iter().any(|c| c == name),
-                fill: config.fill.iter().rev().find(|(c, _)| c == name).map(|(_, v)| *v),
+                fill: config
+                    .fill
+                    .iter()
+                    .rev()
+                    .find(|(c, _)| c == name)
+                    .map(|(_, v)| *v),
             });
         }
         if !unassigned.is_empty() {
@@ -561,7 +578,10 @@ impl Fitted {
             .columns
             .iter()
             .zip(&index)
-            .map(|(c, &i)| PlannedColumn { index: i, ..c.clone() })
+            .map(|(c, &i)| PlannedColumn {
+                index: i,
+                ..c.clone()
+            })
             .collect();
         let target_index = &index[columns.len()..];
         let mut writers = dirs
@@ -593,7 +613,11 @@ impl Fitted {
                         let n = self.normalizers[i].as_ref();
                         let x = match n.and_then(|n| n.apply(raw)) {
                             Some(x) => x,
-                            None => log1p_or_err(&*reader, col, raw.unwrap_or(f64::NAN))? as f32,
+                            // Only `log1p` of a value at or below -1 (read or filled) fails.
+                            None => {
+                                log1p_or_err(&*reader, col, raw.or(col.fill).unwrap_or(f64::NAN))?
+                                    as f32
+                            }
                         };
                         w.floats[i].push(x);
                     }
@@ -625,7 +649,10 @@ impl Fitted {
                 w.flush(&self.schema)?;
             }
         }
-        writers.into_iter().map(|w| w.finish(&self.schema)).collect()
+        writers
+            .into_iter()
+            .map(|w| w.finish(&self.schema))
+            .collect()
     }
 
     fn report(&self, out: &Path, splits: Vec<SplitReport>) -> Result<PreprocessReport> {
@@ -680,13 +707,17 @@ impl SplitWriter {
                 ..SplitReport::default()
             },
         };
-        w.ids.iter_mut().for_each(|v| v.reserve(row_group_rows.min(1 << 16)));
+        w.ids
+            .iter_mut()
+            .for_each(|v| v.reserve(row_group_rows.min(1 << 16)));
         Ok(w)
     }
 
     fn buffered(&self) -> usize {
         let ids = self.ids.iter().map(Vec::len);
-        ids.chain(self.floats.iter().map(Vec::len)).max().unwrap_or(0)
+        ids.chain(self.floats.iter().map(Vec::len))
+            .max()
+            .unwrap_or(0)
     }
 
     fn flush(&mut self, schema: &Schema) -> Result<()> {
@@ -786,7 +817,11 @@ impl fmt::Display for PreprocessReport {
                 targets.join(", ")
             )?;
         }
-        let sizes: Vec<String> = self.vocab_sizes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let sizes: Vec<String> = self
+            .vocab_sizes
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
         writeln!(f, "  vocabularies: {}", sizes.join(", "))?;
         if !self.leak_dropped.is_empty() {
             writeln!(

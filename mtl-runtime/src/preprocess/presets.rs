@@ -12,26 +12,69 @@ use super::targets::Target;
 /// The 42 columns of the raw UCI Census-Income (KDD) files, in order (the names keras-mmoe
 /// and DeepCTR use).
 pub const CENSUS_INCOME_COLUMNS: [&str; 42] = [
-    "age", "class_worker", "det_ind_code", "det_occ_code", "education", "wage_per_hour",
-    "hs_college", "marital_stat", "major_ind_code", "major_occ_code", "race", "hisp_origin",
-    "sex", "union_member", "unemp_reason", "full_or_part_emp", "capital_gains", "capital_losses",
-    "stock_dividends", "tax_filer_stat", "region_prev_res", "state_prev_res", "det_hh_fam_stat",
-    "det_hh_summ", "instance_weight", "mig_chg_msa", "mig_chg_reg", "mig_move_reg", "mig_same",
-    "mig_prev_sunbelt", "num_emp", "fam_under_18", "country_father", "country_mother",
-    "country_self", "citizenship", "own_or_self", "vet_question", "vet_benefits", "weeks_worked",
-    "year", "income_50k",
+    "age",
+    "class_worker",
+    "det_ind_code",
+    "det_occ_code",
+    "education",
+    "wage_per_hour",
+    "hs_college",
+    "marital_stat",
+    "major_ind_code",
+    "major_occ_code",
+    "race",
+    "hisp_origin",
+    "sex",
+    "union_member",
+    "unemp_reason",
+    "full_or_part_emp",
+    "capital_gains",
+    "capital_losses",
+    "stock_dividends",
+    "tax_filer_stat",
+    "region_prev_res",
+    "state_prev_res",
+    "det_hh_fam_stat",
+    "det_hh_summ",
+    "instance_weight",
+    "mig_chg_msa",
+    "mig_chg_reg",
+    "mig_move_reg",
+    "mig_same",
+    "mig_prev_sunbelt",
+    "num_emp",
+    "fam_under_18",
+    "country_father",
+    "country_mother",
+    "country_self",
+    "citizenship",
+    "own_or_self",
+    "vet_question",
+    "vet_benefits",
+    "weeks_worked",
+    "year",
+    "income_50k",
 ];
 
 /// The numeric columns read as continuous features (the other 33 inputs are categorical,
 /// including the numeric industry/occupation codes, `year` and `own_or_self`).
 pub const CENSUS_INCOME_CONTINUOUS: [&str; 7] = [
-    "age", "wage_per_hour", "capital_gains", "capital_losses", "stock_dividends", "num_emp",
+    "age",
+    "wage_per_hour",
+    "capital_gains",
+    "capital_losses",
+    "stock_dividends",
+    "num_emp",
     "weeks_worked",
 ];
 
 /// The heavy-tailed amounts among them, normalised after `log1p`.
-pub const CENSUS_INCOME_LOG1P: [&str; 4] =
-    ["wage_per_hour", "capital_gains", "capital_losses", "stock_dividends"];
+pub const CENSUS_INCOME_LOG1P: [&str; 4] = [
+    "wage_per_hour",
+    "capital_gains",
+    "capital_losses",
+    "stock_dividends",
+];
 
 /// Reading options and roles for a raw Census-Income file.
 ///

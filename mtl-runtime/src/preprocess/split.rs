@@ -103,7 +103,13 @@ mod tests {
         };
         let rows = draw(&split);
         assert_eq!(rows, draw(&split), "same seed, same split");
-        assert_ne!(rows, draw(&Split { seed: 8, ..split.clone() }));
+        assert_ne!(
+            rows,
+            draw(&Split {
+                seed: 8,
+                ..split.clone()
+            })
+        );
         let share = |k| rows.iter().filter(|&&s| s == k).count() as f64 / 20_000.0;
         assert!((share(0) - 0.7).abs() < 0.02 && (share(2) - 0.15).abs() < 0.02);
         assert!(Split::train_valid_test(0.7, 0.2, 0.2, 0).check().is_err());

@@ -88,9 +88,15 @@ impl Target {
             ));
         };
         let number = || {
-            v.parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| {
-                format!("`{v}` is not a number, but the target `{}` ({}) needs one", self.name, self.rule)
-            })
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| {
+                    format!(
+                        "`{v}` is not a number, but the target `{}` ({}) needs one",
+                        self.name, self.rule
+                    )
+                })
         };
         match &self.rule {
             TargetRule::Equals(want) => Ok(f32::from(u8::from(v == want))),
@@ -136,7 +142,10 @@ mod tests {
         let rich = Target::above("rich", "gains", 1000.0);
         assert_eq!(rich.label(Some("1000")), Ok(0.0));
         assert_eq!(rich.label(Some("1000.5")), Ok(1.0));
-        assert!(rich.label(Some("lots")).unwrap_err().contains("not a number"));
+        assert!(rich
+            .label(Some("lots"))
+            .unwrap_err()
+            .contains("not a number"));
         let click = Target::binary("click");
         assert!(!click.is_derived());
         assert_eq!(click.label(Some("1.0")), Ok(1.0));
