@@ -183,7 +183,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args().map_err(|e| format!("{e}"))?;
+    let args = parse_args()?;
     let started = Instant::now();
 
     // 1. Raw file → encoded train/valid/test.
