@@ -37,6 +37,17 @@ pub enum Error {
     #[error("{}: {message}", file.display())]
     File { file: PathBuf, message: String },
 
+    /// A record of a raw input table (CSV, Parquet) cannot be used: a ragged row, a bad number,
+    /// a value a target rule cannot read. `line` is the 1-based line of a CSV file (where the
+    /// record starts) or the 1-based row of a Parquet file.
+    #[error("{}:{line}: {}{message}", file.display(), column.as_ref().map(|c| format!("column `{c}`: ")).unwrap_or_default())]
+    Record {
+        file: PathBuf,
+        line: u64,
+        column: Option<String>,
+        message: String,
+    },
+
     /// A caller passed an argument or configuration that cannot work.
     #[error("{0}")]
     Invalid(String),
@@ -74,6 +85,21 @@ impl Error {
     pub(crate) fn file(file: impl AsRef<Path>, message: impl Into<String>) -> Self {
         Error::File {
             file: file.as_ref().to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    #[allow(dead_code)] // used by the `engine` modules only
+    pub(crate) fn record(
+        file: impl AsRef<Path>,
+        line: u64,
+        column: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Record {
+            file: file.as_ref().to_path_buf(),
+            line,
+            column: column.map(str::to_string),
             message: message.into(),
         }
     }

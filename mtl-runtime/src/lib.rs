@@ -14,6 +14,8 @@
 //! - [`nn`]: the dfdx blocks generated networks are made of (dense layers, gates).
 //! - [`embedding`]: sparse embedding tables and their row-wise optimizers.
 //! - [`loss`]: per-task losses with Merlin's weighting.
+//! - [`preprocess`]: raw CSV / Parquet tables to encoded Parquet + `schema.json` (Categorify,
+//!   Normalize, derived targets, seeded splits), as NVTabular does for Merlin.
 //! - [`train`]: the trainer (fit / evaluate / predict, reports, checkpoints).
 //! - [`device`]: choosing CPU or CUDA at run time, and the CUDA data path.
 
@@ -35,6 +37,8 @@ pub mod device;
 pub mod embedding;
 #[cfg(feature = "engine")]
 pub mod nn;
+#[cfg(feature = "engine")]
+pub mod preprocess;
 #[cfg(feature = "engine")]
 pub mod train;
 #[cfg(feature = "engine")]

@@ -1,0 +1,838 @@
+//! The preprocessing pipeline: column roles ([`PreprocessConfig`]), fitting on the training
+//! rows ([`Fitted`]), and encoding every split into Parquet parts + `schema.json`.
+//!
+//! Two streaming passes over the raw table: the first fits vocabularies and statistics on the
+//! training rows only; the second encodes every row and appends it to its split's Parquet
+//! writer (row groups of [`PreprocessConfig::row_group_rows`]). Nothing but the fitted state
+//! and one row group per split is held in memory.
+//!
+//! Output layout (what [`crate::data::Dataset::open`] and the DSL's `schema:` read):
+//! ```text
+//! out/train/part_0.parquet  out/train/schema.json      (likewise valid/, test/)
+//! out/categories/unique.<column>.parquet                (vocabularies, NVTabular's names)
+//! out/stats.json                                        (normalisation statistics)
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use serde_json::json;
+
+use super::categorify::{VocabCounter, Vocabulary};
+use super::normalize::{Normalizer, StatsCounter};
+use super::source::{Input, Row, RowReader};
+use super::split::Split;
+use super::targets::Target;
+use crate::data::{ColumnValues, Dataset};
+use crate::error::{Error, Result};
+use crate::schema::{ColumnSchema, DType, Schema};
+
+/// What a raw column becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Categorify: an int32 id with domain `[0, vocabulary size]`, tag `categorical`.
+    Categorical,
+    /// Normalize: a float32, tag `continuous`.
+    Continuous,
+    /// Kept as a float32 without feature tags: loaded with the data (usable as a
+    /// `sample_weight`) but never a model input.
+    Weight,
+    /// Not written.
+    Drop,
+}
+
+/// Which raw columns become what, and how they are fitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreprocessConfig {
+    /// Roles of named raw columns.
+    pub roles: Vec<(String, Role)>,
+    /// Role of every column not named in `roles` or as a target; `None`: such a column is an
+    /// error (so that a new column in the data is never silently fed to a model).
+    pub others: Option<Role>,
+    pub targets: Vec<Target>,
+    /// Categorify: values seen fewer times than this in the training rows map to 0.
+    pub min_frequency: u64,
+    /// Per-column overrides of `min_frequency`.
+    pub min_frequency_for: Vec<(String, u64)>,
+    /// Continuous columns normalised after `log1p` (heavy-tailed amounts, counts).
+    pub log1p: Vec<String>,
+    /// Raw values nulls of these continuous columns are filled with (default: the mean).
+    pub fill: Vec<(String, f64)>,
+    /// How a single input table is split ([`PreprocessConfig::run`]).
+    pub split: Split,
+    /// Rows per Parquet row group of the output.
+    pub row_group_rows: usize,
+}
+
+impl Default for PreprocessConfig {
+    fn default() -> Self {
+        PreprocessConfig {
+            roles: Vec::new(),
+            others: None,
+            targets: Vec::new(),
+            min_frequency: 1,
+            min_frequency_for: Vec::new(),
+            log1p: Vec::new(),
+            fill: Vec::new(),
+            split: Split::train_only(),
+            row_group_rows: 64 * 1024,
+        }
+    }
+}
+
+fn names<S: AsRef<str>>(columns: &[S]) -> impl Iterator<Item = String> + '_ {
+    columns.iter().map(|c| c.as_ref().to_string())
+}
+
+impl PreprocessConfig {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    fn with_role<S: AsRef<str>>(mut self, columns: &[S], role: Role) -> Self {
+        self.roles.extend(names(columns).map(|c| (c, role)));
+        self
+    }
+    pub fn categorical<S: AsRef<str>>(self, columns: &[S]) -> Self {
+        self.with_role(columns, Role::Categorical)
+    }
+    pub fn continuous<S: AsRef<str>>(self, columns: &[S]) -> Self {
+        self.with_role(columns, Role::Continuous)
+    }
+    pub fn weight<S: AsRef<str>>(self, columns: &[S]) -> Self {
+        self.with_role(columns, Role::Weight)
+    }
+    pub fn drop<S: AsRef<str>>(self, columns: &[S]) -> Self {
+        self.with_role(columns, Role::Drop)
+    }
+    /// The role of every column not named otherwise.
+    pub fn others(mut self, role: Role) -> Self {
+        self.others = Some(role);
+        self
+    }
+    pub fn target(mut self, target: Target) -> Self {
+        self.targets.push(target);
+        self
+    }
+    pub fn min_frequency(mut self, n: u64) -> Self {
+        self.min_frequency = n;
+        self
+    }
+    pub fn min_frequency_for(mut self, column: &str, n: u64) -> Self {
+        self.min_frequency_for.push((column.to_string(), n));
+        self
+    }
+    pub fn log1p<S: AsRef<str>>(mut self, columns: &[S]) -> Self {
+        self.log1p.extend(names(columns));
+        self
+    }
+    pub fn fill(mut self, column: &str, value: f64) -> Self {
+        self.fill.push((column.to_string(), value));
+        self
+    }
+    pub fn split(mut self, split: Split) -> Self {
+        self.split = split;
+        self
+    }
+
+    /// Preprocesses one table: split it by [`PreprocessConfig::split`], fit on the first
+    /// split, write every split under `out_dir/<split name>/`.
+    pub fn run(&self, input: &Input, out_dir: impl AsRef<Path>) -> Result<PreprocessReport> {
+        self.split.check()?;
+        let fitted = self.fit_rows(input, Some(&self.split))?;
+        let names = self.split.names();
+        let splits = fitted.write_rows(input, &names, Some(&self.split), out_dir.as_ref())?;
+        fitted.report(out_dir.as_ref(), splits)
+    }
+
+    /// Preprocesses tables that are already split: fit on `train` (all of it), then write
+    /// `out_dir/train/` and `out_dir/<name>/` for each of `others` (e.g. `("valid", input)`).
+    pub fn run_files(
+        &self,
+        train: &Input,
+        others: &[(&str, &Input)],
+        out_dir: impl AsRef<Path>,
+    ) -> Result<PreprocessReport> {
+        let out = out_dir.as_ref();
+        let fitted = self.fit(train)?;
+        let mut splits = fitted.write_rows(train, &["train"], None, out)?;
+        for (name, input) in others {
+            splits.extend(fitted.write_rows(input, &[name], None, out)?);
+        }
+        fitted.report(out, splits)
+    }
+
+    /// Fits vocabularies and statistics on every row of `input`.
+    pub fn fit(&self, input: &Input) -> Result<Fitted> {
+        self.fit_rows(input, None)
+    }
+
+    fn fit_rows(&self, input: &Input, split: Option<&Split>) -> Result<Fitted> {
+        if self.row_group_rows == 0 {
+            return Err(Error::invalid("row_group_rows must be at least 1"));
+        }
+        let mut reader = input.open()?;
+        let plan = Plan::new(self, reader.columns(), input.path())?;
+        let mut vocab: Vec<Option<VocabCounter>> = plan
+            .columns
+            .iter()
+            .map(|c| (c.role == Role::Categorical).then(VocabCounter::default))
+            .collect();
+        let mut stats: Vec<StatsCounter> = vec![StatsCounter::default(); plan.columns.len()];
+        let mut assign = split.map(Split::assigner);
+        let mut row = Row::default();
+        while reader.next_row(&mut row)? {
+            if assign.as_mut().is_some_and(|a| a.next_split() != 0) {
+                continue; // not a training row: never seen by the fit
+            }
+            for (i, col) in plan.columns.iter().enumerate() {
+                match col.role {
+                    Role::Categorical => {
+                        if let Some(v) = &mut vocab[i] {
+                            v.add(row.get(col.index))
+                        }
+                    }
+                    Role::Continuous => {
+                        let raw = number(&*reader, &row, col)?;
+                        let x = match raw {
+                            Some(x) => Some(log1p_or_err(&*reader, col, x)?),
+                            None => None,
+                        };
+                        stats[i].add(x);
+                    }
+                    Role::Weight | Role::Drop => {}
+                }
+            }
+        }
+        let mut vocabularies = Vec::new();
+        let mut normalizers = Vec::new();
+        for (i, col) in plan.columns.iter().enumerate() {
+            vocabularies.push(
+                vocab[i]
+                    .take()
+                    .map(|v| v.finish(&col.name, col.min_frequency)),
+            );
+            normalizers
+                .push((col.role == Role::Continuous).then(|| stats[i].finish(col.log1p, col.fill)));
+        }
+        let schema = plan.schema(&vocabularies)?;
+        Ok(Fitted {
+            plan,
+            vocabularies,
+            normalizers,
+            schema,
+            row_group_rows: self.row_group_rows,
+        })
+    }
+}
+
+/// A raw column's resolved role.
+#[derive(Debug, Clone)]
+struct PlannedColumn {
+    name: String,
+    /// Index in the input the plan was made from (re-resolved by name for other inputs).
+    index: usize,
+    role: Role,
+    min_frequency: u64,
+    log1p: bool,
+    fill: Option<f64>,
+}
+
+/// The resolved configuration: the feature columns in file order, the targets, what was
+/// dropped and why.
+#[derive(Debug, Clone)]
+struct Plan {
+    /// Feature and weight columns (roles other than `Drop`), in file order.
+    columns: Vec<PlannedColumn>,
+    targets: Vec<Target>,
+    dropped: Vec<String>,
+    leak_dropped: Vec<String>,
+}
+
+impl Plan {
+    fn new(config: &PreprocessConfig, header: &[String], file: &Path) -> Result<Plan> {
+        let position: HashMap<&str, usize> = header
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
+        let known = |name: &str, what: &str| -> Result<usize> {
+            position.get(name).copied().ok_or_else(|| {
+                Error::file(
+                    file,
+                    format!(
+                        "{what} `{name}` is not a column of this table; its columns are: {}",
+                        header.join(", ")
+                    ),
+                )
+            })
+        };
+        let mut roles: HashMap<&str, Role> = HashMap::new();
+        for (name, role) in &config.roles {
+            known(name, "the column given a role")?;
+            if let Some(old) = roles.insert(name, *role) {
+                if old != *role {
+                    return Err(Error::invalid(format!(
+                        "column `{name}` is given two roles ({old:?} and {role:?})"
+                    )));
+                }
+            }
+        }
+        let optioned = config.min_frequency_for.iter().map(|(c, _)| c);
+        for name in optioned.chain(config.fill.iter().map(|(c, _)| c)) {
+            known(name, "the column given an option")?;
+        }
+        let mut target_names = std::collections::HashSet::new();
+        let mut sources = std::collections::HashSet::new();
+        for t in &config.targets {
+            known(&t.source, &format!("the source of target `{}`", t.name))?;
+            if !target_names.insert(t.name.as_str()) {
+                return Err(Error::invalid(format!(
+                    "target `{}` is defined twice",
+                    t.name
+                )));
+            }
+            sources.insert(t.source.as_str());
+        }
+        if config.targets.is_empty() {
+            return Err(Error::invalid(
+                "no targets: add at least one with PreprocessConfig::target (Target::binary, \
+                 Target::equals, Target::above or Target::regression)",
+            ));
+        }
+        let mut plan = Plan {
+            columns: Vec::new(),
+            targets: config.targets.clone(),
+            dropped: Vec::new(),
+            leak_dropped: Vec::new(),
+        };
+        let mut unassigned = Vec::new();
+        for (index, name) in header.iter().enumerate() {
+            let role = roles.get(name.as_str()).copied().or(config.others);
+            if sources.contains(name.as_str()) {
+                // A target's source is never an input: as the target itself (`click`) it is
+                // the label; as the source of a derived target it would leak the label.
+                let derived = config
+                    .targets
+                    .iter()
+                    .any(|t| t.source == *name && t.is_derived());
+                if derived && matches!(role, Some(Role::Categorical | Role::Continuous)) {
+                    plan.leak_dropped.push(name.clone());
+                }
+                continue;
+            }
+            let Some(role) = role else {
+                unassigned.push(name.clone());
+                continue;
+            };
+            if role == Role::Drop {
+                plan.dropped.push(name.clone());
+                continue;
+            }
+            if target_names.contains(name.as_str()) {
+                return Err(Error::invalid(format!(
+                    "target `{name}` has the name of an input column; rename the target or \
+                     drop the column"
+                )));
+            }
+            let min_frequency = config
+                .min_frequency_for
+                .iter()
+                .rev()
+                .find(|(c, _)| c == name)
+                .map_or(config.min_frequency, |(_, n)| *n);
+            plan.columns.push(PlannedColumn {
+                name: name.clone(),
+                index,
+                role,
+                min_frequency,
+                log1p: config.log1p.iter().any(|c| c == name),
+                fill: config
+                    .fill
+                    .iter()
+                    .rev()
+                    .find(|(c, _)| c == name)
+                    .map(|(_, v)| *v),
+            });
+        }
+        if !unassigned.is_empty() {
+            return Err(Error::file(
+                file,
+                format!(
+                    "columns without a role: {}; give each a role (categorical, continuous, \
+                     weight, drop) or set one for all others with PreprocessConfig::others",
+                    unassigned.join(", ")
+                ),
+            ));
+        }
+        for name in &config.log1p {
+            let col = plan.columns.iter().find(|c| c.name == *name);
+            if col.is_none_or(|c| c.role != Role::Continuous) {
+                return Err(Error::invalid(format!(
+                    "log1p is asked for `{name}`, which is not a continuous input column"
+                )));
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The output schema: features and weights in file order, then targets.
+    fn schema(&self, vocabularies: &[Option<Vocabulary>]) -> Result<Schema> {
+        let tags = |c: ColumnSchema, tags: &[&str]| {
+            c.with_tags(tags.iter().copied())
+                .map_err(|e| Error::invalid(format!("internal tag error: {e}")))
+        };
+        let mut columns = Vec::new();
+        for (col, vocab) in self.columns.iter().zip(vocabularies) {
+            let c = ColumnSchema::new(&col.name);
+            columns.push(match (col.role, vocab) {
+                (Role::Categorical, Some(v)) => tags(c, &["categorical"])?
+                    .with_dtype(DType::Int32)
+                    .with_int_domain(0, i64::from(v.max_id()), Some(&col.name))
+                    .with_property("start_index", json!(1.0))
+                    .with_property("freq_threshold", json!(col.min_frequency as f64))
+                    .with_property(
+                        "cat_path",
+                        json!(format!(".//categories/{}", vocab_file_name(&col.name))),
+                    ),
+                (Role::Continuous, _) => tags(c, &["continuous"])?.with_dtype(DType::Float32),
+                _ => c.with_dtype(DType::Float32),
+            });
+        }
+        for t in &self.targets {
+            let c = ColumnSchema::new(&t.name);
+            columns.push(if t.is_binary() {
+                tags(c, &["binary_classification", "target"])?
+                    .with_dtype(DType::Int8)
+                    .with_int_domain(0, 1, Some(&t.name))
+            } else {
+                tags(c, &["regression", "target"])?.with_dtype(DType::Float32)
+            });
+        }
+        Schema::new(columns)
+    }
+}
+
+fn vocab_file_name(column: &str) -> String {
+    // Column names become file names: keep them readable, but never let one leave the folder.
+    let safe: String = column
+        .chars()
+        .map(|c| if matches!(c, '/' | '\\') { '_' } else { c })
+        .collect();
+    format!("unique.{safe}.parquet")
+}
+
+/// The value of a numeric column (`None`: null), or an error naming file, line and column.
+fn number(reader: &dyn RowReader, row: &Row, col: &PlannedColumn) -> Result<Option<f64>> {
+    let Some(v) = row.get(col.index) else {
+        return Ok(None);
+    };
+    match v.parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(Some(x)),
+        _ => {
+            let (file, line) = reader.position();
+            Err(Error::record(
+                file,
+                line,
+                Some(&col.name),
+                format!(
+                    "`{v}` is not a finite number, but the column is {}; add the marker to \
+                     CsvOptions::null_markers if it means missing, or make the column categorical",
+                    match col.role {
+                        Role::Weight => "a weight",
+                        _ => "continuous",
+                    }
+                ),
+            ))
+        }
+    }
+}
+
+fn log1p_or_err(reader: &dyn RowReader, col: &PlannedColumn, x: f64) -> Result<f64> {
+    Normalizer::pre(col.log1p, x).ok_or_else(|| {
+        let (file, line) = reader.position();
+        Error::record(
+            file,
+            line,
+            Some(&col.name),
+            format!("log1p needs values above -1, found {x}; do not log1p this column"),
+        )
+    })
+}
+
+/// Vocabularies and statistics fitted on the training rows, and the output schema.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    plan: Plan,
+    vocabularies: Vec<Option<Vocabulary>>,
+    normalizers: Vec<Option<Normalizer>>,
+    schema: Schema,
+    row_group_rows: usize,
+}
+
+impl Fitted {
+    /// The schema every output split carries.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub fn vocabulary(&self, column: &str) -> Option<&Vocabulary> {
+        let i = self.plan.columns.iter().position(|c| c.name == column)?;
+        self.vocabularies[i].as_ref()
+    }
+
+    pub fn normalizer(&self, column: &str) -> Option<&Normalizer> {
+        let i = self.plan.columns.iter().position(|c| c.name == column)?;
+        self.normalizers[i].as_ref()
+    }
+
+    /// Source columns of derived targets that were dropped from the inputs.
+    pub fn leak_dropped(&self) -> &[String] {
+        &self.plan.leak_dropped
+    }
+
+    /// Writes `dir/categories/unique.<column>.parquet` and `dir/stats.json`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let cats = dir.join("categories");
+        std::fs::create_dir_all(&cats).map_err(|e| Error::io(&cats, e))?;
+        for v in self.vocabularies.iter().flatten() {
+            v.write_parquet(&cats.join(vocab_file_name(&v.column)))?;
+        }
+        let stats: BTreeMap<&str, &Normalizer> = self
+            .plan
+            .columns
+            .iter()
+            .zip(&self.normalizers)
+            .filter_map(|(c, n)| Some((c.name.as_str(), n.as_ref()?)))
+            .collect();
+        let path = dir.join("stats.json");
+        let text = serde_json::to_string_pretty(&json!({ "normalize": stats }))
+            .map_err(|e| Error::invalid(format!("cannot serialise statistics: {e}")))?;
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+    }
+
+    /// Encodes every row of `input` into `out_dir` (Parquet + `schema.json`).
+    pub fn transform(&self, input: &Input, out_dir: &Path) -> Result<SplitReport> {
+        let mut reports = self.write_rows_to(input, &[out_dir.to_path_buf()], None)?;
+        let mut report = reports.remove(0);
+        report.name = out_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(report)
+    }
+
+    fn write_rows(
+        &self,
+        input: &Input,
+        names: &[&str],
+        split: Option<&Split>,
+        out: &Path,
+    ) -> Result<Vec<SplitReport>> {
+        let dirs: Vec<PathBuf> = names.iter().map(|n| out.join(n)).collect();
+        let mut reports = self.write_rows_to(input, &dirs, split)?;
+        for (r, n) in reports.iter_mut().zip(names) {
+            r.name = n.to_string();
+        }
+        Ok(reports)
+    }
+
+    /// The second pass: every row encoded and appended to the writer of its split.
+    fn write_rows_to(
+        &self,
+        input: &Input,
+        dirs: &[PathBuf],
+        split: Option<&Split>,
+    ) -> Result<Vec<SplitReport>> {
+        let mut reader = input.open()?;
+        // Another file (valid/test) may order its columns differently: resolve by name.
+        let index: Vec<usize> = {
+            let header = reader.columns();
+            let find = |name: &str| {
+                header.iter().position(|c| c == name).ok_or_else(|| {
+                    Error::file(
+                        input.path(),
+                        format!(
+                            "column `{name}`, which the preprocessing was fitted with, is \
+                             missing; its columns are: {}",
+                            header.join(", ")
+                        ),
+                    )
+                })
+            };
+            let mut index = Vec::new();
+            for c in &self.plan.columns {
+                index.push(find(&c.name)?);
+            }
+            for t in &self.plan.targets {
+                index.push(find(&t.source)?);
+            }
+            index
+        };
+        let columns: Vec<PlannedColumn> = self
+            .plan
+            .columns
+            .iter()
+            .zip(&index)
+            .map(|(c, &i)| PlannedColumn {
+                index: i,
+                ..c.clone()
+            })
+            .collect();
+        let target_index = &index[columns.len()..];
+        let mut writers = dirs
+            .iter()
+            .map(|d| SplitWriter::create(d, &self.schema, self.row_group_rows))
+            .collect::<Result<Vec<_>>>()?;
+        let mut assign = split.map(Split::assigner);
+        let mut row = Row::default();
+        while reader.next_row(&mut row)? {
+            let s = assign.as_mut().map_or(0, |a| a.next_split());
+            let w = &mut writers[s];
+            for (i, col) in columns.iter().enumerate() {
+                match col.role {
+                    Role::Categorical => {
+                        let value = row.get(col.index);
+                        let id = self.vocabularies[i].as_ref().map_or(0, |v| v.encode(value));
+                        if value.is_none() {
+                            *w.report.nulls.entry(col.name.clone()).or_default() += 1;
+                        } else if id == 0 {
+                            *w.report.oov.entry(col.name.clone()).or_default() += 1;
+                        }
+                        w.ids[i].push(id);
+                    }
+                    Role::Continuous => {
+                        let raw = number(&*reader, &row, col)?;
+                        if raw.is_none() {
+                            *w.report.nulls.entry(col.name.clone()).or_default() += 1;
+                        }
+                        let n = self.normalizers[i].as_ref();
+                        let x = match n.and_then(|n| n.apply(raw)) {
+                            Some(x) => x,
+                            // Only `log1p` of a value at or below -1 (read or filled) fails.
+                            None => {
+                                log1p_or_err(&*reader, col, raw.or(col.fill).unwrap_or(f64::NAN))?
+                                    as f32
+                            }
+                        };
+                        w.floats[i].push(x);
+                    }
+                    Role::Weight => match number(&*reader, &row, col)? {
+                        Some(x) => w.floats[i].push(x as f32),
+                        None => {
+                            let (file, line) = reader.position();
+                            return Err(Error::record(
+                                file,
+                                line,
+                                Some(&col.name),
+                                "a weight cannot be null; fix the data or drop the column",
+                            ));
+                        }
+                    },
+                    Role::Drop => {}
+                }
+            }
+            for (t, (target, &ti)) in self.plan.targets.iter().zip(target_index).enumerate() {
+                let label = target.label(row.get(ti)).map_err(|m| {
+                    let (file, line) = reader.position();
+                    Error::record(file, line, Some(&target.source), m)
+                })?;
+                *w.report.target_sums.entry(target.name.clone()).or_default() += f64::from(label);
+                w.floats[columns.len() + t].push(label);
+            }
+            w.report.rows += 1;
+            if w.buffered() >= self.row_group_rows {
+                w.flush(&self.schema)?;
+            }
+        }
+        writers
+            .into_iter()
+            .map(|w| w.finish(&self.schema))
+            .collect()
+    }
+
+    fn report(&self, out: &Path, splits: Vec<SplitReport>) -> Result<PreprocessReport> {
+        self.save(out)?;
+        Ok(PreprocessReport {
+            out_dir: out.to_path_buf(),
+            schema: self.schema.clone(),
+            splits,
+            vocab_sizes: self
+                .vocabularies
+                .iter()
+                .flatten()
+                .map(|v| (v.column.clone(), v.len()))
+                .collect(),
+            leak_dropped: self.plan.leak_dropped.clone(),
+            dropped: self.plan.dropped.clone(),
+        })
+    }
+}
+
+/// Buffers one row group of a split and writes it to `part_0.parquet`.
+struct SplitWriter {
+    writer: ArrowWriter<File>,
+    path: PathBuf,
+    /// One buffer per output column (features then targets); only the kind in use is filled.
+    ids: Vec<Vec<u32>>,
+    floats: Vec<Vec<f32>>,
+    report: SplitReport,
+}
+
+impl SplitWriter {
+    fn create(dir: &Path, schema: &Schema, row_group_rows: usize) -> Result<SplitWriter> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let path = dir.join("part_0.parquet");
+        let n = schema.len();
+        let mut w = SplitWriter {
+            writer: {
+                let empty = batch_of(schema, &mut vec![Vec::new(); n], &mut vec![Vec::new(); n])?;
+                let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .set_max_row_group_row_count(Some(row_group_rows))
+                    .build();
+                ArrowWriter::try_new(file, empty.schema(), Some(props))
+                    .map_err(|e| Error::file(&path, format!("cannot write Parquet: {e}")))?
+            },
+            path,
+            ids: vec![Vec::new(); n],
+            floats: vec![Vec::new(); n],
+            report: SplitReport {
+                dir: dir.to_path_buf(),
+                ..SplitReport::default()
+            },
+        };
+        w.ids
+            .iter_mut()
+            .for_each(|v| v.reserve(row_group_rows.min(1 << 16)));
+        Ok(w)
+    }
+
+    fn buffered(&self) -> usize {
+        let ids = self.ids.iter().map(Vec::len);
+        ids.chain(self.floats.iter().map(Vec::len))
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn flush(&mut self, schema: &Schema) -> Result<()> {
+        if self.buffered() == 0 {
+            return Ok(());
+        }
+        let batch = batch_of(schema, &mut self.ids, &mut self.floats)?;
+        self.writer
+            .write(&batch)
+            .and_then(|_| self.writer.flush())
+            .map_err(|e| Error::file(&self.path, format!("cannot write Parquet: {e}")))
+    }
+
+    fn finish(mut self, schema: &Schema) -> Result<SplitReport> {
+        self.flush(schema)?;
+        self.writer
+            .close()
+            .map_err(|e| Error::file(&self.path, format!("cannot write Parquet: {e}")))?;
+        schema.write_json(self.report.dir.join("schema.json"))?;
+        Ok(self.report)
+    }
+}
+
+/// The buffered values as an Arrow batch in the schema's dtypes (emptying the buffers).
+fn batch_of(
+    schema: &Schema,
+    ids: &mut [Vec<u32>],
+    floats: &mut [Vec<f32>],
+) -> Result<arrow_array::RecordBatch> {
+    let columns = schema
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let values = if c.tags.contains(&crate::schema::Tag::Categorical) {
+                ColumnValues::Ids(std::mem::take(&mut ids[i]))
+            } else {
+                ColumnValues::Floats(std::mem::take(&mut floats[i]))
+            };
+            (c.name.clone(), values)
+        })
+        .collect();
+    // The dataset's writer knows how to narrow values to each schema dtype.
+    let data = Dataset::from_columns(schema.clone(), columns)?;
+    data.record_batch(0..data.num_rows())
+}
+
+/// What one output split holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SplitReport {
+    pub name: String,
+    pub dir: PathBuf,
+    pub rows: u64,
+    /// Per categorical column: non-null values not in the vocabulary (mapped to 0).
+    pub oov: BTreeMap<String, u64>,
+    /// Per column: nulls (categorical: mapped to 0; continuous: filled).
+    pub nulls: BTreeMap<String, u64>,
+    /// Per target: the sum of its labels (the positives of a binary target).
+    pub target_sums: BTreeMap<String, f64>,
+}
+
+/// What a preprocessing run wrote.
+#[derive(Debug, Clone)]
+pub struct PreprocessReport {
+    pub out_dir: PathBuf,
+    pub schema: Schema,
+    pub splits: Vec<SplitReport>,
+    /// Per categorical column: the number of values in its vocabulary (ids 1..=n).
+    pub vocab_sizes: Vec<(String, usize)>,
+    /// Source columns of derived targets, dropped from the inputs so they cannot leak them.
+    pub leak_dropped: Vec<String>,
+    /// Columns dropped by role.
+    pub dropped: Vec<String>,
+}
+
+impl PreprocessReport {
+    pub fn split(&self, name: &str) -> Option<&SplitReport> {
+        self.splits.iter().find(|s| s.name == name)
+    }
+}
+
+impl fmt::Display for PreprocessReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "preprocessed into {}", self.out_dir.display())?;
+        for s in &self.splits {
+            let targets: Vec<String> = s
+                .target_sums
+                .iter()
+                .map(|(t, sum)| format!("{t} mean {:.4}", sum / s.rows.max(1) as f64))
+                .collect();
+            let oov: u64 = s.oov.values().sum();
+            writeln!(
+                f,
+                "  {:<6} {:>9} rows  {}  out-of-vocabulary values: {oov}",
+                s.name,
+                s.rows,
+                targets.join(", ")
+            )?;
+        }
+        let sizes: Vec<String> = self
+            .vocab_sizes
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        writeln!(f, "  vocabularies: {}", sizes.join(", "))?;
+        if !self.leak_dropped.is_empty() {
+            writeln!(
+                f,
+                "  dropped from the inputs (they derive a target): {}",
+                self.leak_dropped.join(", ")
+            )?;
+        }
+        if !self.dropped.is_empty() {
+            writeln!(f, "  dropped: {}", self.dropped.join(", "))?;
+        }
+        Ok(())
+    }
+}
