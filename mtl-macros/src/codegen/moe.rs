@@ -447,12 +447,7 @@ fn summary(ctx: &Ctx) -> Vec<TokenStream> {
     };
     for l in 1..=moe.levels {
         let label = ctx.label(l);
-        let path = if ctx.ple() {
-            let f = format_ident!("level_{}", l);
-            quote!(self.#f)
-        } else {
-            quote!(self)
-        };
+        let path = ctx.path(l);
         let experts: Vec<(String, TokenStream, usize, usize)> = if l == 1 {
             vec![(
                 format!("{label}experts"),

@@ -25,6 +25,10 @@ pub mod tenrec;
 
 pub use task_correlation::TaskCorrelation;
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::schema::Schema;
@@ -109,6 +113,17 @@ pub fn dataset_schema(name: &str) -> Result<Schema> {
             "unknown synthetic dataset `{other}`"
         ))),
     }
+}
+
+/// One ChaCha8 stream per purpose, so columns do not depend on each other's draws.
+pub(crate) fn stream(seed: u64, id: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(id);
+    rng
+}
+
+pub(crate) fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    StandardNormal.sample(rng)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

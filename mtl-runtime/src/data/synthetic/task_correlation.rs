@@ -16,10 +16,9 @@
 //! schema for `d = 100` is embedded (`datasets/task_correlation/schema.json`) so DSL models can
 //! be written against it.
 
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 
+use super::{normal, stream};
 use crate::data::{ColumnValues, Dataset};
 use crate::error::{Error, Result};
 use crate::schema::{ColumnSchema, DType, Schema};
@@ -156,16 +155,6 @@ pub fn schema(dim: usize) -> Result<Schema> {
         );
     }
     Schema::new(columns)
-}
-
-fn stream(seed: u64, id: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(id);
-    rng
-}
-
-fn normal(rng: &mut ChaCha8Rng) -> f64 {
-    StandardNormal.sample(rng)
 }
 
 /// Two orthonormal vectors from Gaussian draws (Gram–Schmidt).

@@ -30,11 +30,10 @@
 //! 2.7%, watching_times mean 1.16; ceiling AUC (true probabilities vs. labels) click 0.827,
 //! follow 0.921, like 0.925, share 0.925.
 
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 
-use super::{SyntheticOptions, TargetMode};
+use super::{normal, stream, SyntheticOptions, TargetMode};
 use crate::data::{ColumnValues, Dataset};
 use crate::error::{Error, Result};
 use crate::schema::{pbtxt, ColumnSchema, DType, Schema};
@@ -46,17 +45,6 @@ const LATENT_DIM: usize = 8;
 /// The schema Merlin generates tenrec-video with (its real `schema.pbtxt`).
 pub fn schema() -> Result<Schema> {
     pbtxt::from_str(SCHEMA_PBTXT, "tenrec_video/schema.pbtxt")
-}
-
-/// One ChaCha8 stream per purpose, so columns do not depend on each other's draws.
-fn stream(seed: u64, id: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(id);
-    rng
-}
-
-fn normal(rng: &mut ChaCha8Rng) -> f64 {
-    StandardNormal.sample(rng)
 }
 
 fn sigmoid(x: f64) -> f64 {
