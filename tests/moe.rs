@@ -257,10 +257,11 @@ mtl_model! {
 }
 
 mtl_model! {
-    /// Three levels, gates reading their level's input (the PLE paper).
+    /// Three levels, gates reading their level's input (the PLE paper). tanh: no dead units, so
+    /// every parameter must receive gradient.
     pub struct PaperPle {
         inputs: { x: continuous(width = 6) },
-        body: ple(levels = 3, task_experts = 1, shared_experts = 2, expert = mlp[4], gate = mlp[3], gate_input = level),
+        body: ple(levels = 3, task_experts = 1, shared_experts = 2, expert = mlp[4](activation = tanh), gate = mlp[3](activation = tanh), gate_input = level),
         tasks: { a: binary, b: regression },
     }
 }
@@ -269,7 +270,7 @@ mtl_model! {
     /// The same with Merlin's gate input (the body input at every level).
     pub struct MerlinPle {
         inputs: { x: continuous(width = 6) },
-        body: ple(levels = 3, task_experts = 1, shared_experts = 2, expert = mlp[4], gate = mlp[3], gate_input = original),
+        body: ple(levels = 3, task_experts = 1, shared_experts = 2, expert = mlp[4](activation = tanh), gate = mlp[3](activation = tanh), gate_input = original),
         tasks: { a: binary, b: regression },
     }
 }
