@@ -949,9 +949,9 @@ fn moe(call: &Call, kind: &'static str, errors: &mut Errors) -> Option<Moe> {
     };
     // Options of one kind only are taken for that kind; for the others `finish_hinted` names
     // the kind they belong to.
-    let shared_gate = match (kind, opts.take_if(kind == "cgc", "shared_gate")) {
-        (_, Some((k, v))) => flag(v, k, errors),
-        _ => false,
+    let shared_gate = match opts.take_if(kind == "cgc", "shared_gate") {
+        Some((k, v)) => flag(v, k, errors),
+        None => false,
     };
     let gate_input = match opts.take_if(kind == "ple", "gate_input") {
         Some((k, v)) => match v

@@ -7,7 +7,10 @@
 //! On the CPU (f32) this is one fused kernel with a hand-written backward: about `B·Σ K_g·H`
 //! multiply-adds each way and no intermediate tensors. dfdx's batched matrix product would run
 //! B tiny `[NG, K] × [K, H]` products (each a separate GEMM call) plus the stacking, zero-padding
-//! of task gates to K and slicing around it; the fused kernel measured several times faster.
+//! of task gates to K and slicing around it. Measured at the CGC benchmark's shape (B 4096,
+//! five gates over 5 of 13 experts): forward 1.5–2.0 ms fused against 2.2–2.9 ms, and
+//! MMoE/CGC training went from 68k/56k to about 100k/69k samples/s with it (and one-copy
+//! host transfers).
 //! Other devices (CUDA) take that generic path, built from dfdx operations.
 
 use std::any::Any;
