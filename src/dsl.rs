@@ -95,8 +95,17 @@
 //!   `n` experts and all tasks share `s`; task t's gate weighs exactly its own experts and the
 //!   shared ones (exact matching, no name-prefix leaks) and mixes them. All `T·n + s` experts run
 //!   as one batched layer (task t's experts first, in task order, then the shared ones).
-//!   Defaults: `n = 1`, `s = 1`; both 0 is an error.
-//! - `ple`: reserved for Progressive Layered Extraction (not available yet).
+//!   Defaults: `n = 1`, `s = 1`; both 0 is an error. `shared_gate = true` adds Merlin's shared
+//!   gate over all experts (`gates.shared`): reported in the gate metrics, read by no task.
+//! - `ple(levels = L, task_experts = n, shared_experts = s, expert = mlp[H], gate = ..,
+//!   temperature = τ, gate_input = original)`: Progressive Layered Extraction (Tang et al., RecSys
+//!   2020; Merlin's PLEBlock): L stacked CGC levels, every level but the last with a shared gate.
+//!   From level 2 on, task t's experts read the previous level's task-t output and the shared
+//!   experts its shared output. `gate_input = original` (default, Merlin) feeds every gate the
+//!   body input; `gate_input = level` (the paper) feeds each gate its level's input. Fields:
+//!   `level_<l>.experts` (level ≥ 2: `.experts.<task>` / `.experts.shared`) and
+//!   `level_<l>.gates.<task>` / `.gates.shared`; gate metrics carry a `level_<l>/` prefix.
+//!   A one-level PLE computes exactly what the same CGC computes.
 //!
 //! ### `tasks`
 //! One entry per task; the key is the target column. Kinds:
