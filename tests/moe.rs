@@ -475,23 +475,20 @@ fn the_gate_input_mode_decides_what_later_gates_see() {
     let dev = Cpu::default();
     let x = input::<6>(&dev, 8);
     // Changing level 1's experts changes the level-1 outputs but not x.
-    let bump = |w: &Tensor<Rank2<16, 6>, f32, Cpu>| {
-        let mut v = w.as_vec();
-        v.iter_mut().for_each(|e| *e += 0.5);
-        v
-    };
-    let paper = dev.build_module::<PaperPle, f32>();
-    let mut moved = paper.clone();
-    moved
-        .level_1
-        .experts
-        .0
-        .weight
-        .copy_from(&bump(&paper.level_1.experts.0.weight));
-    let (before, after) = (
-        paper.try_gate_weights(x.clone().realize()).unwrap(),
-        moved.try_gate_weights(x.clone().realize()).unwrap(),
-    );
+    // (the network, a copy with level 1's experts shifted, their gate weights for x)
+    macro_rules! moved_level_1 {
+        ($model:ty) => {{
+            let net = dev.build_module::<$model, f32>();
+            let mut moved = net.clone();
+            let mut w = net.level_1.experts.0.weight.as_vec();
+            w.iter_mut().for_each(|e| *e += 0.5);
+            moved.level_1.experts.0.weight.copy_from(&w);
+            let before = net.try_gate_weights(x.clone().realize()).unwrap();
+            let after = moved.try_gate_weights(x.clone().realize()).unwrap();
+            (net, moved, before, after)
+        }};
+    }
+    let (paper, _, before, after) = moved_level_1!(PaperPle);
     // Level mode: level 2's gates read level 1's outputs, so they move.
     assert_eq!(
         named(&before, "level_1/gate_a/binary_output").as_vec(),
@@ -511,18 +508,7 @@ fn the_gate_input_mode_decides_what_later_gates_see() {
         &(Const::<3>, Const::<4>)
     );
 
-    let merlin = dev.build_module::<MerlinPle, f32>();
-    let mut moved = merlin.clone();
-    moved
-        .level_1
-        .experts
-        .0
-        .weight
-        .copy_from(&bump(&merlin.level_1.experts.0.weight));
-    let (before, after) = (
-        merlin.try_gate_weights(x.clone().realize()).unwrap(),
-        moved.try_gate_weights(x.clone().realize()).unwrap(),
-    );
+    let (merlin, moved, before, after) = moved_level_1!(MerlinPle);
     // Original mode: every gate reads x, so no gate moves — while the outputs do.
     for (name, w) in &before {
         assert_eq!(w.as_vec(), named(&after, name).as_vec(), "{name}");

@@ -18,7 +18,7 @@ use std::any::Any;
 use dfdx::prelude::*;
 
 use super::dense::Float;
-use super::Fanout;
+use super::{host_values, Fanout};
 
 /// `[B, W]` with a batch dimension known at run time.
 type Batch<const W: usize, E, D, T> = Tensor<(usize, Const<W>), E, D, T>;
@@ -123,15 +123,6 @@ fn mix_generic<
         .unwrap_or_else(|_| unreachable!("NG outputs")))
 }
 
-/// The values of a contiguous CPU tensor, as one `memcpy` (`as_vec` walks an index iterator,
-/// an order of magnitude slower at these sizes). Every tensor mixed here is contiguous: layer
-/// outputs, softmax outputs and gradient buffers.
-fn contiguous_values<S: Shape>(t: &Tensor<S, f32, Cpu>) -> Vec<f32> {
-    let mut v = vec![0.0f32; t.shape().num_elements()];
-    t.copy_into(&mut v);
-    v
-}
-
 /// `H` values from `start`, as an array so that the loops below vectorise without bounds checks.
 #[inline(always)]
 fn row<const H: usize>(s: &[f32], start: usize) -> &[f32; H] {
@@ -174,12 +165,12 @@ fn mix_cpu<const NG: usize, const H: usize, const KH: usize, T: Tape<f32, Cpu> +
     let b = experts.shape().0;
     let dev = experts.device().clone();
     let (experts, mut tape) = experts.split_tape();
-    let e = contiguous_values(&experts);
+    let e = host_values(&experts);
     let mut gates = Vec::with_capacity(NG);
     for (w, cols) in weights.into_iter().zip(columns) {
         let (w, t) = w.split_tape();
         tape = tape.merge(t);
-        gates.push((contiguous_values(&w), cols.to_vec(), w));
+        gates.push((host_values(&w), cols.to_vec(), w));
     }
     let mut outs = Vec::with_capacity(NG);
     for (w, cols, _) in &gates {
@@ -199,7 +190,7 @@ fn mix_cpu<const NG: usize, const H: usize, const KH: usize, T: Tape<f32, Cpu> +
             let mut g_out = Vec::with_capacity(NG);
             for o in &handles {
                 grads.try_alloc_for(o)?;
-                g_out.push(contiguous_values(&grads.get(o)));
+                g_out.push(host_values(&grads.get(o)));
             }
             // d out_g / d w_g[r, i] = <g_out_g[r], E[r, k_i]>
             for ((_, cols, w_tensor), go) in gates.iter().zip(&g_out) {

@@ -7,7 +7,7 @@
 //! - An MLP is a tuple of `Dense` layers (parameter names `0.weight`, `1.bias`, ...); a head is a
 //!   `Dense` without activation.
 //! - [`Identity`]: the body that passes its input through.
-//! - Mixture-of-experts pieces: [`Gate`], [`mix_experts`], [`mix_gates`],
+//! - Mixture-of-experts pieces: [`Gate`], [`mix_gates`],
 //!   [`concat_columns`], and [`Fanout`] for values with several consumers.
 //!
 //! Shapes: every block maps `[B, I]` to `[B, O]`. `Module` with `NoneTape` is inference,
@@ -23,5 +23,16 @@ mod moe;
 pub use activation::{Activation, Gelu, Linear, Relu, Selu, Sigmoid, Tanh};
 pub use dense::{Dense, Float, Identity, NoNorm};
 pub use fanout::Fanout;
+
+use dfdx::prelude::{Device, HasShape, Shape, Tensor};
+
+/// The values of a contiguous tensor (a layer output, a softmax, a gradient buffer) in host
+/// memory, as one copy: `as_vec` walks an index iterator on the CPU, several times slower for
+/// `[B, W]` tensors, and a device tensor comes back in one transfer.
+pub(crate) fn host_values<S: Shape, D: Device<f32>>(t: &Tensor<S, f32, D>) -> Vec<f32> {
+    let mut v = vec![0.0f32; t.shape().num_elements()];
+    t.copy_into(&mut v);
+    v
+}
 pub use mix::mix_gates;
-pub use moe::{concat_columns, mix_experts, Gate};
+pub use moe::{concat_columns, Gate};

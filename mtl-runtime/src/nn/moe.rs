@@ -1,4 +1,4 @@
-//! Mixture-of-experts pieces: the softmax [`Gate`] and [`mix_experts`].
+//! Mixture-of-experts pieces: the softmax [`Gate`] and [`concat_columns`].
 //!
 //! The K experts of a level run as ONE batched layer: their first (and only) dense layers are the
 //! column blocks of a single `Dense<I, K·H>`, so the experts cost one `[B, I] × [I, K·H]` matrix
@@ -8,8 +8,7 @@
 //!
 //! A gate computes `g = softmax(W·gate_block(x) / τ)` with `W` a bias-free `[K, G]` projection
 //! (glorot-uniform) and τ the temperature, given in per-mille as the const generic `TEMP`.
-//! [`mix_experts`] returns `Σ_k g_k·E_k`: `[B, K·H]` experts and `[B, K]` weights to `[B, H]`,
-//! as one batched matrix product; [`super::mix_gates`] mixes for all the gates of a level at once.
+//! The mixing `Σ_k g_k·E_k` of all the gates of a level is [`super::mix_gates`].
 //! From the second PLE level on, expert groups read different inputs; [`concat_columns`] joins
 //! their outputs into the same `[B, K·H]` layout as a first level.
 
@@ -111,28 +110,6 @@ impl<const G: usize, const K: usize, const TEMP: u16, P, E: Float, D: Device<E>>
         let h = self.hidden.try_forward_mut(x)?;
         self.weights(h)
     }
-}
-
-/// `Σ_k g_k·E_k`: experts `[B, K·H]` (expert k in columns `k·H..(k+1)·H`) and weights `[B, K]`
-/// to `[B, H]`. `KH` must equal `K·H` (the macro guarantees it).
-///
-/// Computed as a batched matrix product `[B, 1, K] × [B, K, H]`: contiguous kernels forward and
-/// backward, about 2× faster than broadcasting the weights and reducing over the experts.
-pub fn mix_experts<
-    const K: usize,
-    const H: usize,
-    const KH: usize,
-    E: Float,
-    D: Device<E>,
-    T: Tape<E, D> + Merge<T>,
->(
-    experts: Tensor<(usize, Const<KH>), E, D, T>,
-    weights: Tensor<(usize, Const<K>), E, D, T>,
-) -> Result<Batch<H, E, D, T>, D::Err> {
-    let b = experts.shape().0;
-    let e = experts.try_reshape_like(&(b, Const::<K>, Const::<H>))?;
-    let g = weights.try_reshape_like(&(b, Const::<1>, Const::<K>))?;
-    g.try_matmul(e)?.try_reshape_like(&(b, Const::<H>))
 }
 
 /// Joins `[B, W_i]` parts side by side into `[B, W]` (`W = Σ W_i`, guaranteed by the macro): the

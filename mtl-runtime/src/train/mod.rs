@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::loss::{task_loss, TaskBinding};
 use crate::metrics::stream::{bce_with_logit, MetricState};
 use crate::model::{MtlModel, TaskNetwork};
+use crate::nn::host_values;
 use crate::spec::{ModelSpec, TaskKind};
 
 /// Stop when a monitored value stops improving.
@@ -251,14 +252,6 @@ fn resolve_loss_weights(spec: &ModelSpec, overrides: &[(String, f32)]) -> Result
         weights[i] = *w;
     }
     Ok(weights)
-}
-
-/// The values of a contiguous tensor (a layer output or gradient buffer) on the host, as one
-/// copy (`as_vec` walks an index iterator on the CPU: several times slower for `[B, W]`).
-fn host_values<S: Shape, D: Device<f32>>(t: &Tensor<S, f32, D>) -> Vec<f32> {
-    let mut v = vec![0.0f32; t.shape().num_elements()];
-    t.copy_into(&mut v);
-    v
 }
 
 impl<M, D> Trainer<M, D>

@@ -204,7 +204,8 @@ mod tests {
                 "p = {p}: label correlation {r} should fall below {last}"
             );
             if p == 1.0 {
-                // Same weights: labels differ by the noise only.
+                // Same weights: labels differ by the noise only, r = var_s / (var_s + σ²) with
+                // σ² = 0.01 and a signal variance var_s of about 0.7 here (measured r 0.986).
                 assert!(r > 0.95, "{r}");
             }
             if p == 0.0 {
