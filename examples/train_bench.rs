@@ -1,27 +1,41 @@
-//! Training throughput: samples/s of the reference models.
+//! Training throughput on equal work: the PyTorch reference's four models on its own data.
 //!
 //! ```text
-//! cargo run --release --example train_bench -- [--model shared|mmoe|cgc|ple] [--rows 1000000]
-//!     [--batch 4096] [--epochs 1] [--device cpu|cuda]
+//! cargo run --release --example train_bench -- --data DIR [--model shared|mmoe|cgc|ple]
+//!     [--batch 4096] [--epochs 1] [--threads N] [--generic] [--device cpu|cuda]
+//! cargo run --release --example train_bench -- --synthetic [--rows 1000000] ...
 //! ```
-//! Same models as the PyTorch reference (`shared/bench/pytorch-reference`): embeddings user_id
-//! 64, item_id 64, video_category/gender/age 16, five heads, Adam lr 1e-3 (lazy Adam on the
-//! tables); `shared` is MLP [32, 16], `mmoe` 4 experts mlp[16], gates mlp[16], towers mlp[16],
-//! `cgc` 2 experts per task + 3 shared, `ple` 2 levels of 2 experts per task + 1 shared.
-//! Data: synthetic tenrec-video (signal targets), generated in memory. Prints samples/s of the
-//! training epoch(s) and the validation AUC of click.
+//! The models are the reference's (`shared/bench/pytorch-reference/bench_mtl.py`): embeddings
+//! user_id 2,633,851 × 64, item_id 179,280 × 64, video_category / gender / age × 16 (the table
+//! sizes come from `data/pytorch-reference/schema.pbtxt`, a copy of the schema its
+//! `make_data.py` writes), five heads, Adam lr 1e-3 on the dense parameters and lazy Adam on the
+//! table rows; `shared` is MLP [32, 16]; `mmoe` 4 experts mlp[16], gates mlp[16], towers
+//! mlp[16]; `cgc` 2 experts per task + 3 shared; `ple` 2 levels of 2 per task + 1 shared with
+//! the paper's gate wiring (`gate_input = level`, as the reference).
+//!
+//! `--data DIR` reads what `make_data.py DIR --train-rows 1000000` writes (`train.parquet`,
+//! `valid.parquet`, `schema.pbtxt`) or a folder with `train/` and `valid/` datasets; the data's
+//! schema must state the same table sizes as the compiled models. `--synthetic` generates
+//! tenrec-video rows instead: far fewer distinct ids than the reference data, so its embedding
+//! traffic fits in cache — not equal work, not comparable with PyTorch.
+//!
+//! The optimizer state is allocated before the clock starts (`Trainer::prepare`), as the
+//! reference does (`preallocate_state`). Prints samples/s of the training epoch(s), the validation
+//! AUCs, the cores used and the peak RSS; the last line is one JSON object like the reference's.
+//! `--generic` trains with the device-generic dfdx path instead of the fused CPU engine.
 
 use std::time::Instant;
 
 use mtl::data::synthetic::generate_data;
-use mtl::data::Dataset;
+use mtl::data::{Dataset, LoadOptions};
 use mtl::device::DeviceKind;
 use mtl::prelude::*;
+use mtl::schema::Schema;
 
 mtl_model! {
     /// The reference shared-bottom model.
     pub struct SharedBottom {
-        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        schema: "data/pytorch-reference/schema.pbtxt",
         inputs: {
             user_id: categorical(dim = 64),
             item_id: categorical(dim = 64),
@@ -36,7 +50,7 @@ mtl_model! {
 mtl_model! {
     /// The reference MMoE model.
     pub struct MmoeBench {
-        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        schema: "data/pytorch-reference/schema.pbtxt",
         inputs: {
             user_id: categorical(dim = 64),
             item_id: categorical(dim = 64),
@@ -50,9 +64,9 @@ mtl_model! {
 }
 
 mtl_model! {
-    /// The reference CGC model (2 task experts + 3 shared, as the PyTorch reference).
+    /// The reference CGC model (2 task experts + 3 shared).
     pub struct CgcBench {
-        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        schema: "data/pytorch-reference/schema.pbtxt",
         inputs: {
             user_id: categorical(dim = 64),
             item_id: categorical(dim = 64),
@@ -66,9 +80,10 @@ mtl_model! {
 }
 
 mtl_model! {
-    /// The reference PLE model (2 levels of 2 task experts + 1 shared, as the PyTorch reference).
+    /// The reference PLE model (2 levels of 2 task experts + 1 shared; level-2 gates read the
+    /// level-1 outputs, as the reference's do).
     pub struct PleBench {
-        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        schema: "data/pytorch-reference/schema.pbtxt",
         inputs: {
             user_id: categorical(dim = 64),
             item_id: categorical(dim = 64),
@@ -76,32 +91,91 @@ mtl_model! {
             gender: categorical(dim = 16),
             age: categorical(dim = 16),
         },
-        body: ple(levels = 2, task_experts = 2, shared_experts = 1, expert = mlp[16], gate = mlp[16]),
+        body: ple(levels = 2, task_experts = 2, shared_experts = 1, expert = mlp[16],
+                  gate = mlp[16], gate_input = level),
         towers: mlp[16],
     }
+}
+
+struct Args {
+    model: String,
+    data: Option<String>,
+    rows: usize,
+    batch: usize,
+    epochs: usize,
+    threads: usize,
+    generic: bool,
+    device: DeviceKind,
+}
+
+/// CPU seconds (user + system) this process has used so far, from `/proc/self/stat`.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        // utime and stime, in clock ticks (100 per second on Linux).
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+/// Peak resident memory in MB (`VmHWM`).
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 fn bench<M, D>(
     device: D,
     train: &Dataset,
     valid: &Dataset,
-    config: TrainConfig,
+    args: &Args,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
     M: MtlModel + BuildOnDevice<D, f32>,
     M::Built: TaskNetwork<f32, D> + Clone,
     D: Device<f32>,
 {
-    let (batch, epochs) = (config.batch_size, config.epochs);
+    let config = TrainConfig::default()
+        .with_batch_size(args.batch)
+        .with_epochs(args.epochs)
+        .with_seed(1)
+        .with_threads(args.threads)
+        .with_fused_cpu(!args.generic);
     let mut trainer = Trainer::<M, D>::new(device, config)?;
+    // Optimizer state for every table row, allocated and touched outside the timed region.
+    trainer.prepare()?;
+    let cpu0 = cpu_seconds();
     let start = Instant::now();
     let history = trainer.fit(train, None)?;
     let secs = start.elapsed().as_secs_f64();
+    let cores = (cpu_seconds() - cpu0) / secs;
     let report = trainer.evaluate(valid)?;
-    println!("model: {}", M::SPEC.body);
+    let samples = train.num_rows() * args.epochs;
+    let rate = samples as f64 / secs;
     println!(
-        "train rows: {}, batch {batch}, epochs {epochs}",
-        train.num_rows()
+        "model: {} ({}), engine: {}",
+        M::SPEC.name,
+        M::SPEC.body,
+        trainer.engine_name()
+    );
+    println!(
+        "train rows: {}, batch {}, epochs {}, threads {}",
+        train.num_rows(),
+        args.batch,
+        args.epochs,
+        trainer.threads()
     );
     for e in &history.epochs {
         let loss = e.train.get("loss").unwrap_or(f64::NAN);
@@ -111,53 +185,167 @@ where
             e.rows_per_second
         );
     }
+    let auc = |task: &str| {
+        report
+            .get(&format!("{task}/binary_output/auc"))
+            .unwrap_or(f64::NAN)
+    };
+    let rmse = report
+        .get("watching_times/regression_output/root_mean_squared_error")
+        .unwrap_or(f64::NAN);
+    println!("overall: {rate:.0} samples/s ({secs:.2} s, {cores:.2} cores)");
     println!(
-        "overall: {:.0} samples/s ({secs:.2}s)",
-        (train.num_rows() * epochs) as f64 / secs
+        "valid: auc_click={:.4} auc_follow={:.4} auc_like={:.4} auc_share={:.4} rmse_watching_times={rmse:.4}",
+        auc("click"),
+        auc("follow"),
+        auc("like"),
+        auc("share")
     );
-    let auc = report.get("click/binary_output/auc").unwrap_or(f64::NAN);
-    println!("valid click AUC {auc:.4}");
+    let peak = peak_rss_mb();
+    println!("peak RSS: {peak:.0} MB");
+    let json = format!(
+        concat!(
+            "{{\"framework\": \"mtl\", \"model\": \"{}\", \"engine\": \"{}\", \"threads\": {}, ",
+            "\"batch_size\": {}, \"epochs\": {}, \"samples\": {}, \"train_s\": {:.4}, ",
+            "\"samples_per_s\": {:.1}, \"cores\": {:.3}, \"auc_click\": {:.5}, \"auc_follow\": {:.5}, ",
+            "\"auc_like\": {:.5}, \"auc_share\": {:.5}, \"rmse_watching_times\": {:.5}, ",
+            "\"peak_rss_mb\": {:.1}}}"
+        ),
+        args.model,
+        trainer.engine_name(),
+        trainer.threads(),
+        args.batch,
+        args.epochs,
+        samples,
+        secs,
+        rate,
+        cores,
+        auc("click"),
+        auc("follow"),
+        auc("like"),
+        auc("share"),
+        rmse,
+        peak
+    );
+    println!("{json}");
+    Ok(())
+}
+
+fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
+    let mut a = Args {
+        model: "shared".into(),
+        data: None,
+        rows: 1_000_000,
+        batch: 4096,
+        epochs: 1,
+        threads: 0,
+        generic: false,
+        device: DeviceKind::Cpu,
+    };
+    let mut synthetic = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--generic" => {
+                a.generic = true;
+                continue;
+            }
+            "--synthetic" => {
+                synthetic = true;
+                continue;
+            }
+            _ => {}
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--model" => a.model = value,
+            "--data" => a.data = Some(value),
+            "--rows" => a.rows = value.replace('_', "").parse()?,
+            "--batch" => a.batch = value.parse()?,
+            "--epochs" => a.epochs = value.parse()?,
+            "--threads" => a.threads = value.parse()?,
+            "--device" => a.device = value.parse()?,
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    if a.data.is_none() && !synthetic {
+        return Err("give --data DIR (the PyTorch reference's data: see the README's \
+                    \"Training figures\"), or --synthetic for generated tenrec-video rows"
+            .into());
+    }
+    Ok(a)
+}
+
+/// The train and valid splits of `dir`: the reference's `train.parquet` + `valid.parquet` +
+/// `schema.pbtxt`, or `train/` and `valid/` datasets.
+fn load(dir: &str) -> Result<(Dataset, Dataset), Box<dyn std::error::Error>> {
+    let dir = std::path::Path::new(dir);
+    if dir.join("train").is_dir() {
+        return Ok((
+            Dataset::open(dir.join("train"))?,
+            Dataset::open(dir.join("valid"))?,
+        ));
+    }
+    let schema = Schema::from_dir(dir)?;
+    let options = LoadOptions::default().with_schema(schema);
+    Ok((
+        Dataset::open_with(dir.join("train.parquet"), &options)?,
+        Dataset::open_with(dir.join("valid.parquet"), &options)?,
+    ))
+}
+
+/// The data must describe the same tables as the compiled models (equal work).
+fn check_tables(train: &Dataset) -> Result<(), Box<dyn std::error::Error>> {
+    for f in SharedBottom::spec().features {
+        let rows = train
+            .schema()
+            .get(f.name)
+            .and_then(|c| c.cardinality())
+            .ok_or_else(|| format!("the data's schema has no domain for `{}`", f.name))?;
+        if rows as usize != f.cardinality {
+            return Err(format!(
+                "`{}`: the data's schema gives {rows} rows, the bench models {} \
+                 (data/pytorch-reference/schema.pbtxt); equal work needs the same table sizes",
+                f.name, f.cardinality
+            )
+            .into());
+        }
+    }
     Ok(())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut rows, mut batch, mut epochs) = (1_000_000usize, 4096usize, 1usize);
-    let mut model = String::from("shared");
-    let mut device = DeviceKind::Cpu;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or("missing value")?;
-        match flag.as_str() {
-            "--model" => model = value,
-            "--rows" => rows = value.replace('_', "").parse()?,
-            "--batch" => batch = value.parse()?,
-            "--epochs" => epochs = value.parse()?,
-            "--device" => device = value.parse()?,
-            other => return Err(format!("unknown argument {other}").into()),
+    let args = parse_args()?;
+    let (train, valid) = match &args.data {
+        Some(dir) => {
+            let (train, valid) = load(dir)?;
+            check_tables(&train)?;
+            (train, valid)
         }
-    }
-    let splits = generate_data("tenrec-video", rows + rows / 4, &[0.8, 0.2], 42)?;
-    let config = TrainConfig::default()
-        .with_batch_size(batch)
-        .with_epochs(epochs)
-        .with_seed(1);
+        None => {
+            println!("synthetic tenrec-video data: NOT equal work (few distinct ids)");
+            let mut splits = generate_data("tenrec-video", args.rows + args.rows / 40, &[0.975, 0.025], 42)?;
+            let valid = splits.pop().ok_or("no validation split")?;
+            (splits.pop().ok_or("no training split")?, valid)
+        }
+    };
     // One arm per (model, device): the models are generic over the device, the choice is not.
     macro_rules! run {
         ($model:ty) => {
-            match device {
-                DeviceKind::Cpu => {
-                    bench::<$model, Cpu>(Cpu::default(), &splits[0], &splits[1], config)
-                }
+            match args.device {
+                DeviceKind::Cpu => bench::<$model, Cpu>(Cpu::default(), &train, &valid, &args),
                 #[cfg(feature = "cuda")]
                 DeviceKind::Cuda => {
-                    bench::<$model, Cuda>(mtl::device::cuda(0)?, &splits[0], &splits[1], config)
+                    bench::<$model, Cuda>(mtl::device::cuda(0)?, &train, &valid, &args)
                 }
                 #[cfg(not(feature = "cuda"))]
                 DeviceKind::Cuda => Err(mtl::device::cuda_not_built().into()),
             }
         };
     }
-    match model.as_str() {
+    match args.model.as_str() {
         "shared" => run!(SharedBottom),
         "mmoe" => run!(MmoeBench),
         "cgc" => run!(CgcBench),

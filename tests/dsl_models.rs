@@ -420,7 +420,7 @@ fn the_spec_carries_loss_settings_and_metrics() {
         ["precision", "recall", "binary_accuracy", "auc"]
     );
     assert_eq!(spec.task("watch").unwrap().sample_weights, ["click"]);
-    assert_eq!(spec.task("watch").unwrap().tower, [6, 3]);
+    assert_eq!(spec.task("watch").unwrap().tower.unwrap().widths, [6, 3]);
     let opts = Options::spec();
     assert_eq!(
         opts.task("rating").unwrap().metrics,

@@ -2,7 +2,7 @@
 //! sparse embedding updates, and learning on data with signal.
 
 use mtl::data::synthetic::{generate_data_with, SyntheticOptions, TargetMode};
-use mtl::data::{BatchOptions, ColumnValues, Dataset};
+use mtl::data::{BatchOptions, BatchView, ColumnValues, Dataset};
 use mtl::embedding::{Embeddings, RowOptimizer, RowOptimizerConfig};
 use mtl::loss::{task_loss, TaskBinding};
 use mtl::metrics::stream::MetricState;
@@ -107,7 +107,8 @@ fn close(a: f64, b: f64) -> bool {
 fn class_weights_and_weight_columns_cascade_like_merlin() {
     let ds = tiny_dataset();
     let mut batches = ds.batches(BatchOptions::sequential(4), 0).unwrap();
-    let batch = batches.next().unwrap();
+    let batch = BatchView::of_batch(batches.next().unwrap());
+    let batch = &batch;
     let click = TaskBinding::bind(Pair::spec().task("click").unwrap(), ds.layout()).unwrap();
     let like = TaskBinding::bind(Pair::spec().task("like").unwrap(), ds.layout()).unwrap();
     let (mut y, mut w) = (Vec::new(), Vec::new());

@@ -138,15 +138,8 @@ pub enum Body {
     Moe(Moe),
 }
 
-/// What the gates of PLE levels ≥ 2 read.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum GateInput {
-    /// The body input x at every level (Merlin's PLEBlock).
-    Original,
-    /// The level's own input: a task gate reads its task's previous output, the shared gate the
-    /// previous shared output (the PLE paper).
-    Level,
-}
+pub use mtl_runtime::spec::GateInput;
+use mtl_runtime::spec::{MoeKind, MoeLayout};
 
 /// `mmoe(..)`, `moe(..)`, `cgc(..)` or `ple(..)`: a stack of `levels` expert levels (one unless
 /// `ple`). Level l has `T·task_experts + experts` experts, all `expert`-shaped.
@@ -173,42 +166,46 @@ pub struct Moe {
 }
 
 impl Moe {
+    /// The wiring rules, shared with the runtime's fused engine.
+    pub fn layout(&self) -> MoeLayout {
+        MoeLayout {
+            kind: match self.kind {
+                "moe" => MoeKind::Moe,
+                "cgc" => MoeKind::Cgc,
+                "ple" => MoeKind::Ple,
+                _ => MoeKind::Mmoe,
+            },
+            experts: self.experts,
+            task_experts: self.task_experts,
+            levels: self.levels,
+            shared_gate: self.shared_gate,
+            gate_input: self.gate_input,
+        }
+    }
+
     /// Experts of one level over all tasks: `T·task_experts + experts`.
     pub fn total_experts(&self, tasks: usize) -> usize {
-        tasks * self.task_experts + self.experts
+        self.layout().total_experts(tasks)
     }
 
     /// Experts one task's gate weighs: its own and the shared ones.
     pub fn gate_experts(&self) -> usize {
-        self.task_experts + self.experts
+        self.layout().gate_experts()
     }
 
-    /// Whether level `l` (1-based) has one gate per task. An intermediate PLE level's task
-    /// output is only computed when something reads it: task experts or (level input) a gate.
+    /// Whether level `l` (1-based) has one gate per task.
     pub fn has_task_gates(&self, l: usize) -> bool {
-        self.kind != "moe"
-            && (l == self.levels || self.task_experts > 0 || self.gate_input == GateInput::Level)
+        self.layout().has_task_gates(l)
     }
 
-    /// Whether level `l` has a shared gate over all its experts: the one gate of `moe`, every
-    /// PLE level but the last (when shared experts read its output), `cgc(shared_gate = true)`.
+    /// Whether level `l` has a shared gate over all its experts.
     pub fn has_shared_gate(&self, l: usize) -> bool {
-        match self.kind {
-            "moe" => true,
-            "ple" => l < self.levels && self.experts > 0,
-            "cgc" => self.shared_gate,
-            _ => false,
-        }
-    }
-
-    /// Whether the shared gate's output is part of the forward pass (not only of the metrics).
-    pub fn shared_gate_in_forward(&self, l: usize) -> bool {
-        self.has_shared_gate(l) && self.kind != "cgc"
+        self.layout().has_shared_gate(l)
     }
 
     /// Width of what level `l`'s gates read.
     pub fn gate_input_width(&self, l: usize, input_width: usize) -> usize {
-        if l == 1 || self.gate_input == GateInput::Original {
+        if self.layout().gates_read_input(l) {
             input_width
         } else {
             self.expert.out_width()

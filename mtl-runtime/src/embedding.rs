@@ -38,13 +38,13 @@ impl EmbeddingTable {
 
 /// Where one feature comes from and where it goes in the input.
 #[derive(Debug, Clone)]
-struct FeatureSlot {
-    name: &'static str,
-    kind: FeatureKind,
+pub(crate) struct FeatureSlot {
+    pub name: &'static str,
+    pub kind: FeatureKind,
     /// Table index for categorical features.
-    table: usize,
-    offset: usize,
-    dim: usize,
+    pub table: usize,
+    pub offset: usize,
+    pub dim: usize,
 }
 
 /// The embedding tables of a model.
@@ -59,7 +59,8 @@ pub struct Embeddings {
 /// dataset by [`Embeddings::bind`].
 #[derive(Debug, Clone)]
 pub struct InputBinding {
-    features: Vec<(FeatureSlot, usize)>,
+    /// Each feature and the layout slot of its column.
+    pub(crate) features: Vec<(FeatureSlot, usize)>,
     input_width: usize,
 }
 
@@ -67,6 +68,16 @@ impl InputBinding {
     pub fn input_width(&self) -> usize {
         self.input_width
     }
+
+}
+
+/// The error for an id beyond its table (possible when the dataset's schema states no domain).
+pub(crate) fn id_beyond_table(id: u32, feature: &str, table: &EmbeddingTable) -> Error {
+    Error::invalid(format!(
+        "id {id} of input `{feature}` is beyond its embedding table `{}` ({} rows); \
+         raise the feature's cardinality or give the column a domain in the schema",
+        table.name, table.rows
+    ))
 }
 
 impl Embeddings {
@@ -89,10 +100,21 @@ impl Embeddings {
                 None => {
                     let mut rng = ChaCha8Rng::seed_from_u64(seed);
                     rng.set_stream(tables.len() as u64);
-                    let n = f.cardinality.checked_mul(f.dim).ok_or_else(|| {
-                        Error::invalid(format!("table `{}` is too large", f.table))
-                    })?;
-                    let weights = (0..n).map(|_| rng.gen_range(-0.05f32..0.05)).collect();
+                    let too_large = || {
+                        Error::invalid(format!(
+                            "embedding table `{}` ({} rows x {} dims, {} bytes) cannot be allocated: \
+                             lower the feature's cardinality (hash or bucket its ids) or its dim",
+                            f.table,
+                            f.cardinality,
+                            f.dim,
+                            (f.cardinality as u128) * (f.dim as u128) * 4
+                        ))
+                    };
+                    let n = f.cardinality.checked_mul(f.dim).ok_or_else(too_large)?;
+                    let mut weights: Vec<f32> = crate::memory::zeroed(n).ok_or_else(too_large)?;
+                    weights
+                        .iter_mut()
+                        .for_each(|w| *w = rng.gen_range(-0.05f32..0.05));
                     tables.push(EmbeddingTable {
                         name: f.table.to_string(),
                         rows: f.cardinality,
@@ -185,11 +207,7 @@ impl Embeddings {
                     let table = &self.tables[f.table];
                     for (r, &id) in batch.ids_at(*slot).iter().enumerate() {
                         if id as usize >= table.rows {
-                            return Err(Error::invalid(format!(
-                                "id {id} of input `{}` is beyond its embedding table `{}` ({} rows); \
-                                 raise the feature's cardinality or give the column a domain in the schema",
-                                f.name, table.name, table.rows
-                            )));
+                            return Err(id_beyond_table(id, f.name, table));
                         }
                         out[r * w + f.offset..r * w + f.offset + f.dim]
                             .copy_from_slice(table.row(id as usize));
@@ -335,16 +353,17 @@ impl RowOptimizer {
         while self.state.len() < tables.len() {
             let t = &tables[self.state.len()];
             let n = t.rows * t.dim;
+            let zeroed = |n| crate::memory::zeroed(n).expect("optimizer state allocation");
             let state = match self.config {
                 RowOptimizerConfig::LazyAdam { .. } => RowState {
-                    first: vec![0.0; n],
-                    second: vec![0.0; n],
-                    steps: vec![0; t.rows],
+                    first: zeroed(n),
+                    second: zeroed(n),
+                    steps: crate::memory::zeroed(t.rows).expect("optimizer state allocation"),
                 },
                 RowOptimizerConfig::Adagrad { .. } => RowState {
                     first: Vec::new(),
-                    second: vec![0.0; n],
-                    steps: vec![0; t.rows],
+                    second: zeroed(n),
+                    steps: crate::memory::zeroed(t.rows).expect("optimizer state allocation"),
                 },
             };
             self.state.push(state);
@@ -360,44 +379,88 @@ impl RowOptimizer {
         let dim = table.dim;
         let range = id * dim..(id + 1) * dim;
         let state = &mut self.state[t];
-        state.steps[id] += 1;
-        let step = state.steps[id] as i32;
-        let w = &mut table.weights[range.clone()];
-        match self.config {
-            RowOptimizerConfig::LazyAdam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-            } => {
-                let m = &mut state.first[range.clone()];
-                let v = &mut state.second[range];
-                let c1 = 1.0 - beta1.powi(step);
-                let c2 = 1.0 - beta2.powi(step);
-                for i in 0..dim {
-                    let g = grad[i];
-                    m[i] = beta1 * m[i] + (1.0 - beta1) * g;
-                    v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
-                    let update = (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
-                    w[i] -= lr * (update + weight_decay * w[i]);
-                }
+        let first = if state.first.is_empty() {
+            &mut [][..]
+        } else {
+            &mut state.first[range.clone()]
+        };
+        update_row(
+            &self.config,
+            &mut state.steps[id],
+            &mut table.weights[range.clone()],
+            first,
+            &mut state.second[range],
+            grad,
+        );
+    }
+
+    /// Touches every page of the state so that training does not pay the first-touch page
+    /// faults of a huge table (the allocation is lazily mapped by the OS).
+    pub(crate) fn prefault(&mut self) {
+        fn touch<T: Copy + Default>(v: &mut [T]) {
+            // One write per 4 KiB page maps it; volatile so that it is not optimised away.
+            let step = (4096 / std::mem::size_of::<T>()).max(1);
+            for i in (0..v.len()).step_by(step) {
+                // SAFETY: `i < v.len()`, the pointer is valid and aligned for T.
+                unsafe { std::ptr::write_volatile(v.as_mut_ptr().add(i), T::default()) };
             }
-            RowOptimizerConfig::Adagrad {
-                lr,
-                initial_accumulator,
-                eps,
-                weight_decay,
-            } => {
-                let acc = &mut state.second[range];
-                if step == 1 {
-                    acc.iter_mut().for_each(|a| *a = initial_accumulator);
-                }
-                for i in 0..dim {
-                    let g = grad[i] + weight_decay * w[i];
-                    acc[i] += g * g;
-                    w[i] -= lr * g / (acc[i].sqrt() + eps);
-                }
+        }
+        for s in &mut self.state {
+            touch(&mut s.first);
+            touch(&mut s.second);
+            touch(&mut s.steps);
+        }
+    }
+}
+
+/// One row update with the row optimizer `config`: `step` is the row's update count, `w` its
+/// weights, `m`/`v` its first/second moments (`m` empty for Adagrad), `grad` its summed
+/// gradient. The one definition both training paths use.
+#[inline]
+pub(crate) fn update_row(
+    config: &RowOptimizerConfig,
+    step: &mut u32,
+    w: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    grad: &[f32],
+) {
+    *step += 1;
+    let step = *step as i32;
+    let dim = w.len();
+    match *config {
+        RowOptimizerConfig::LazyAdam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => {
+            let c1 = 1.0 - beta1.powi(step);
+            let c2 = 1.0 - beta2.powi(step);
+            let (m, v, grad) = (&mut m[..dim], &mut v[..dim], &grad[..dim]);
+            for i in 0..dim {
+                let g = grad[i];
+                m[i] = beta1 * m[i] + (1.0 - beta1) * g;
+                v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
+                let update = (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
+                w[i] -= lr * (update + weight_decay * w[i]);
+            }
+        }
+        RowOptimizerConfig::Adagrad {
+            lr,
+            initial_accumulator,
+            eps,
+            weight_decay,
+        } => {
+            let (acc, grad) = (&mut v[..dim], &grad[..dim]);
+            if step == 1 {
+                acc.iter_mut().for_each(|a| *a = initial_accumulator);
+            }
+            for i in 0..dim {
+                let g = grad[i] + weight_decay * w[i];
+                acc[i] += g * g;
+                w[i] -= lr * g / (acc[i].sqrt() + eps);
             }
         }
     }

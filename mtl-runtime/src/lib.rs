@@ -13,6 +13,8 @@
 //!   Merlin's `generate_data`).
 //! - [`nn`]: the dfdx blocks generated networks are made of (dense layers, gates).
 //! - [`embedding`]: sparse embedding tables and their row-wise optimizers.
+//! - [`fused`]: the fused CPU training engine (every core, fused layers, no per-step
+//!   allocation) that CPU training runs on.
 //! - [`loss`]: per-task losses with Merlin's weighting.
 //! - [`preprocess`]: raw CSV / Parquet tables to encoded Parquet + `schema.json` (Categorify,
 //!   Normalize, derived targets, seeded splits), as NVTabular does for Merlin.
@@ -35,6 +37,10 @@ pub mod data;
 pub mod device;
 #[cfg(feature = "engine")]
 pub mod embedding;
+#[cfg(feature = "engine")]
+pub mod fused;
+#[cfg(feature = "engine")]
+mod memory;
 #[cfg(feature = "engine")]
 pub mod nn;
 #[cfg(feature = "engine")]

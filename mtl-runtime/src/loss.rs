@@ -1,4 +1,8 @@
-//! Per-task losses with Merlin's weighting, on the device.
+//! Per-task losses with Merlin's weighting: the one place their math lives.
+//!
+//! Three consumers share it: the device-generic training step ([`task_loss`], dfdx operations),
+//! the fused CPU engine (per-row value and gradient: [`row_loss_and_grad`]) and evaluation
+//! ([`host_task_loss`]).
 //!
 //! For task `t` with per-row loss `ℓᵢ` and sample weight `wᵢ` (1 when none is set):
 //! `L_t = Σᵢ wᵢ·ℓᵢ / B` — the denominator is the batch size, not `Σ wᵢ`, so restricting a task
@@ -13,7 +17,7 @@
 
 use dfdx::prelude::*;
 
-use crate::data::{Batch, ColumnKind, Layout};
+use crate::data::{BatchView, ColumnKind, Layout};
 use crate::error::{Error, Result};
 use crate::model::DynBatch;
 use crate::spec::{TaskKind, TaskSpec};
@@ -26,10 +30,11 @@ enum Source {
 }
 
 impl Source {
-    fn read(self, batch: &Batch, row: usize) -> f32 {
+    #[inline(always)]
+    fn read(self, batch: &BatchView, row: usize) -> f32 {
         match self {
-            Source::Floats(s) => batch.floats_at(s)[row],
-            Source::Ids(s) => batch.ids_at(s)[row] as f32,
+            Source::Floats(s) => batch.float(s, row),
+            Source::Ids(s) => batch.id(s, row) as f32,
         }
     }
 }
@@ -70,30 +75,45 @@ impl TaskBinding {
     }
 
     /// The targets of `batch`, `[B]`.
-    pub fn targets(&self, batch: &Batch, out: &mut Vec<f32>) {
+    pub fn targets(&self, batch: &BatchView, out: &mut Vec<f32>) {
         out.clear();
         out.extend((0..batch.len()).map(|r| self.target.read(batch, r)));
     }
 
-    /// The per-row sample weights of `batch`, `[B]` (all 1 without class or column weights).
-    pub fn weights(&self, batch: &Batch, targets: &[f32], out: &mut Vec<f32>) {
-        out.clear();
-        out.extend(targets.iter().enumerate().map(|(r, &y)| {
-            let mut w = match self.spec.class_weights {
-                Some((neg, pos)) => {
-                    if y == 1.0 {
-                        pos
-                    } else {
-                        neg
-                    }
+    /// The target of batch row `r`.
+    #[inline(always)]
+    pub fn target(&self, batch: &BatchView, r: usize) -> f32 {
+        self.target.read(batch, r)
+    }
+
+    /// The sample weight of batch row `r` whose target is `y`: class weight × weight columns.
+    #[inline(always)]
+    pub fn weight(&self, batch: &BatchView, r: usize, y: f32) -> f32 {
+        let mut w = match self.spec.class_weights {
+            Some((neg, pos)) => {
+                if y == 1.0 {
+                    pos
+                } else {
+                    neg
                 }
-                None => 1.0,
-            };
-            for s in &self.weights {
-                w *= s.read(batch, r);
             }
-            w
-        }));
+            None => 1.0,
+        };
+        for s in &self.weights {
+            w *= s.read(batch, r);
+        }
+        w
+    }
+
+    /// The per-row sample weights of `batch`, `[B]` (all 1 without class or column weights).
+    pub fn weights(&self, batch: &BatchView, targets: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(
+            targets
+                .iter()
+                .enumerate()
+                .map(|(r, &y)| self.weight(batch, r, y)),
+        );
     }
 
     /// Whether the task has any sample weighting at all.
@@ -127,7 +147,7 @@ pub fn task_loss<D: Device<f32>>(
             // −log softmax at the target class, weighted: the weights ride on the one-hot.
             let mut onehot = vec![0.0f32; b * classes];
             for (r, (&y, &wt)) in targets.iter().zip(weights).enumerate() {
-                let class = (y.max(0.0) as usize).min(classes - 1);
+                let class = class_index(y, classes);
                 onehot[r * classes + class] = -wt;
             }
             let onehot = dev.try_tensor_from_vec(onehot, (b, w))?;
@@ -137,4 +157,59 @@ pub fn task_loss<D: Device<f32>>(
     };
     let wt = dev.try_tensor_from_vec(weights.to_vec(), (b, w))?;
     per_row.try_mul(wt)?.try_sum()?.try_div(b as f32)
+}
+
+/// The class a multiclass target names (clamped into `[0, classes)`).
+#[inline(always)]
+pub fn class_index(y: f32, classes: usize) -> usize {
+    (y.max(0.0) as usize).min(classes - 1)
+}
+
+/// One row's unweighted loss `ℓ` and its gradient `∂ℓ/∂out` (written to `grad`, one value per
+/// output column) for a task of `kind` with outputs `out` and target `y`:
+/// - binary: `ℓ = max(x, 0) − x·y + ln(1 + e^−|x|)`, `∂ℓ/∂x = σ(x) − y`;
+/// - regression: `ℓ = (x − y)²`, `∂ℓ/∂x = 2(x − y)`;
+/// - multiclass: `ℓ = logsumexp(x) − x_c`, `∂ℓ/∂x_j = softmax(x)_j − [j = c]`.
+#[inline(always)]
+pub fn row_loss_and_grad(kind: TaskKind, out: &[f32], y: f32, grad: &mut [f32]) -> f64 {
+    match kind {
+        TaskKind::Binary => {
+            let x = out[0];
+            grad[0] = 1.0 / (1.0 + (-x).exp()) - y;
+            crate::metrics::stream::bce_with_logit(f64::from(x), f64::from(y))
+        }
+        TaskKind::Regression => {
+            let d = out[0] - y;
+            grad[0] = 2.0 * d;
+            f64::from(d) * f64::from(d)
+        }
+        TaskKind::Multiclass { classes } => {
+            let c = class_index(y, classes);
+            let m = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut z = 0.0f32;
+            for (g, &v) in grad.iter_mut().zip(out) {
+                *g = (v - m).exp();
+                z += *g;
+            }
+            for g in grad.iter_mut() {
+                *g /= z;
+            }
+            grad[c] -= 1.0;
+            f64::from(m) + f64::from(z).ln() - f64::from(out[c])
+        }
+    }
+}
+
+/// The task loss `Σ wᵢ·ℓᵢ / B` of outputs `out` (`[B, W]` row-major) computed on the host.
+pub fn host_task_loss(kind: TaskKind, out: &[f32], targets: &[f32], weights: &[f32]) -> f64 {
+    let width = kind.output_width();
+    let mut grad = vec![0.0f32; width];
+    let b = targets.len().max(1) as f64;
+    let sum: f64 = out
+        .chunks(width)
+        .zip(targets)
+        .zip(weights)
+        .map(|((row, &y), &w)| f64::from(w) * row_loss_and_grad(kind, row, y, &mut grad))
+        .sum();
+    sum / b
 }

@@ -121,8 +121,8 @@ pub struct TaskSpec {
     pub metrics: &'static [&'static str],
     /// Canonical metric names reported with the task's sample weights (`weighted_<name>`).
     pub weighted_metrics: &'static [&'static str],
-    /// Widths of the task's tower layers (empty: no tower).
-    pub tower: &'static [usize],
+    /// The task's tower (`None`: the head reads the body's output directly).
+    pub tower: Option<MlpSpec>,
 }
 
 /// The whole model.
@@ -136,6 +136,8 @@ pub struct ModelSpec {
     pub input_width: usize,
     /// A short description of the body (`mlp[32, 16] relu`, `identity`, ...).
     pub body: &'static str,
+    /// The body's structure: what the fused CPU engine executes (see [`BodySpec`]).
+    pub body_spec: BodySpec,
     /// Width of the body's output (the towers' input).
     pub body_width: usize,
     /// Tasks in task-name order.
@@ -164,6 +166,185 @@ impl ModelSpec {
             crate::schema::pbtxt::from_str(text, path)
         })
     }
+}
+
+/// An element-wise activation of an MLP layer (the DSL's `activation = ..`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    Selu,
+    /// The exact (erf) GELU.
+    Gelu,
+    Tanh,
+    Sigmoid,
+    /// No activation.
+    Linear,
+}
+
+/// An MLP as the DSL declares it: `mlp[w1, w2, ..](activation, dropout, batch_norm, ..)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MlpSpec {
+    /// Output width of each layer.
+    pub widths: &'static [usize],
+    pub activation: Activation,
+    /// Dropout rate after each activation, in per-mille (100 = 0.1); training only.
+    pub dropout: u16,
+    /// Batch normalisation after each layer.
+    pub batch_norm: bool,
+    /// The last layer has no activation (and no dropout).
+    pub no_activation_last_layer: bool,
+}
+
+impl MlpSpec {
+    /// Output width of the last layer.
+    pub fn out_width(&self) -> usize {
+        self.widths.last().copied().unwrap_or(0)
+    }
+
+    /// The activation of layer `i`.
+    pub fn layer_activation(&self, i: usize) -> Activation {
+        if self.no_activation_last_layer && i + 1 == self.widths.len() {
+            Activation::Linear
+        } else {
+            self.activation
+        }
+    }
+
+    /// The dropout rate (per-mille) of layer `i`.
+    pub fn layer_dropout(&self, i: usize) -> u16 {
+        if self.no_activation_last_layer && i + 1 == self.widths.len() {
+            0
+        } else {
+            self.dropout
+        }
+    }
+}
+
+/// Which mixture-of-experts body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoeKind {
+    /// One gate per task over all experts.
+    Mmoe,
+    /// One gate shared by all tasks.
+    Moe,
+    /// Task-private + shared experts, one gate per task (one level).
+    Cgc,
+    /// Stacked CGC levels with shared gates between them.
+    Ple,
+}
+
+impl MoeKind {
+    /// The DSL keyword.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            MoeKind::Mmoe => "mmoe",
+            MoeKind::Moe => "moe",
+            MoeKind::Cgc => "cgc",
+            MoeKind::Ple => "ple",
+        }
+    }
+}
+
+/// What the gates of PLE levels ≥ 2 read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateInput {
+    /// The body input x at every level (Merlin's PLEBlock).
+    Original,
+    /// The level's own input: a task gate reads its task's previous output, the shared gate the
+    /// previous shared output (the PLE paper).
+    Level,
+}
+
+/// The wiring of a mixture-of-experts body: which experts and gates each level has and what
+/// each gate weighs. One definition shared by the macro (which generates the dfdx network) and
+/// the fused CPU engine (which executes it), so the two cannot disagree.
+///
+/// Level l has `K = T·task_experts + experts` experts: task t's block first (tasks in order),
+/// then the shared ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MoeLayout {
+    pub kind: MoeKind,
+    /// Shared experts (all experts of `mmoe`/`moe`).
+    pub experts: usize,
+    /// Experts of each task (`cgc`/`ple`; 0 otherwise).
+    pub task_experts: usize,
+    /// Stacked levels (`ple`; 1 otherwise).
+    pub levels: usize,
+    /// `cgc(shared_gate = true)`: a gate over all experts, for the gate metrics only.
+    pub shared_gate: bool,
+    /// What gates of levels ≥ 2 read (`ple`).
+    pub gate_input: GateInput,
+}
+
+impl MoeLayout {
+    /// Experts of one level over `tasks` tasks: `T·task_experts + experts`.
+    pub fn total_experts(&self, tasks: usize) -> usize {
+        tasks * self.task_experts + self.experts
+    }
+
+    /// Experts one task's gate weighs: its own and the shared ones.
+    pub fn gate_experts(&self) -> usize {
+        self.task_experts + self.experts
+    }
+
+    /// Where task `task`'s gate finds its experts among the level's K, in weight order.
+    pub fn task_gate_columns(&self, task: usize, tasks: usize) -> Vec<usize> {
+        let n = self.task_experts;
+        (0..n)
+            .map(|j| task * n + j)
+            .chain((0..self.experts).map(|j| tasks * n + j))
+            .collect()
+    }
+
+    /// Whether level `l` (1-based) has one gate per task. An intermediate PLE level's task
+    /// output is only computed when something reads it: task experts or (level input) a gate.
+    pub fn has_task_gates(&self, l: usize) -> bool {
+        self.kind != MoeKind::Moe
+            && (l == self.levels || self.task_experts > 0 || self.gate_input == GateInput::Level)
+    }
+
+    /// Whether level `l` has a shared gate over all its experts: the one gate of `moe`, every
+    /// PLE level but the last (when shared experts read its output), `cgc(shared_gate = true)`.
+    pub fn has_shared_gate(&self, l: usize) -> bool {
+        match self.kind {
+            MoeKind::Moe => true,
+            MoeKind::Ple => l < self.levels && self.experts > 0,
+            MoeKind::Cgc => self.shared_gate,
+            MoeKind::Mmoe => false,
+        }
+    }
+
+    /// Whether the shared gate's output is part of the forward pass (not only of the metrics).
+    pub fn shared_gate_in_forward(&self, l: usize) -> bool {
+        self.has_shared_gate(l) && self.kind != MoeKind::Cgc
+    }
+
+    /// Whether level `l`'s gates read the body input x (else their level's input).
+    pub fn gates_read_input(&self, l: usize) -> bool {
+        l == 1 || self.gate_input == GateInput::Original
+    }
+}
+
+/// A mixture-of-experts body: its wiring, the expert and gate blocks and the temperature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MoeSpec {
+    pub layout: MoeLayout,
+    /// Every expert's MLP (one layer: the K experts of a level run as one batched layer).
+    pub expert: MlpSpec,
+    /// The gate block before the bias-free projection to the experts (`None`: the input).
+    pub gate: Option<MlpSpec>,
+    /// Softmax temperature in per-mille.
+    pub temperature: u16,
+}
+
+/// The structure of a model's body, as the DSL declared it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodySpec {
+    Mlp(MlpSpec),
+    Identity,
+    /// A user's dfdx block (`custom(Type, width = N)`): opaque to the runtime.
+    Custom,
+    Moe(MoeSpec),
 }
 
 /// Merlin's inferred embedding dimension: `roundup8(ceil(2 · cardinality^0.25))`.

@@ -47,6 +47,59 @@ fn mlp_type(m: &Mlp, input: usize) -> TokenStream {
     quote!((#(#layers,)*))
 }
 
+/// An MLP as a runtime `spec::MlpSpec` value.
+fn mlp_spec(m: &Mlp) -> TokenStream {
+    let p = private();
+    let widths = &m.widths;
+    let act = format_ident!("{}", m.activation.type_name());
+    let (dropout, batch_norm, linear_last) = (m.dropout, m.batch_norm, m.no_activation_last_layer);
+    quote! {
+        #p::spec::MlpSpec {
+            widths: &[#(#widths),*], activation: #p::spec::Activation::#act, dropout: #dropout,
+            batch_norm: #batch_norm, no_activation_last_layer: #linear_last,
+        }
+    }
+}
+
+/// The body's structure as a runtime `spec::BodySpec` value.
+fn body_spec(body: &Body) -> TokenStream {
+    let p = private();
+    match body {
+        Body::Mlp(m) => {
+            let m = mlp_spec(m);
+            quote!(#p::spec::BodySpec::Mlp(#m))
+        }
+        Body::Identity => quote!(#p::spec::BodySpec::Identity),
+        Body::Custom { .. } => quote!(#p::spec::BodySpec::Custom),
+        Body::Moe(moe) => {
+            let l = moe.layout();
+            let kind = format_ident!("{}", format!("{:?}", l.kind));
+            let gate_input = format_ident!("{}", format!("{:?}", l.gate_input));
+            let (experts, task_experts, levels, shared_gate) =
+                (l.experts, l.task_experts, l.levels, l.shared_gate);
+            let expert = mlp_spec(&moe.expert);
+            let gate = match &moe.gate {
+                Some(g) => {
+                    let g = mlp_spec(g);
+                    quote!(::core::option::Option::Some(#g))
+                }
+                None => quote!(::core::option::Option::None),
+            };
+            let temperature = moe.temperature;
+            quote! {
+                #p::spec::BodySpec::Moe(#p::spec::MoeSpec {
+                    layout: #p::spec::MoeLayout {
+                        kind: #p::spec::MoeKind::#kind, experts: #experts,
+                        task_experts: #task_experts, levels: #levels, shared_gate: #shared_gate,
+                        gate_input: #p::spec::GateInput::#gate_input,
+                    },
+                    expert: #expert, gate: #gate, temperature: #temperature,
+                })
+            }
+        }
+    }
+}
+
 fn head_type(input: usize, width: usize) -> TokenStream {
     let p = private();
     quote!(#p::nn::Dense<#input, #width, #p::nn::Linear, 0, #p::nn::NoNorm, E, D>)
@@ -140,16 +193,23 @@ pub fn expand(model: &Model) -> TokenStream {
         let sw = &t.sample_weights;
         let metrics = &t.metrics;
         let weighted = &t.weighted_metrics;
-        let tower: Vec<usize> = t.tower.as_ref().map(|m| m.widths.clone()).unwrap_or_default();
+        let tower = match &t.tower {
+            Some(m) => {
+                let m = mlp_spec(m);
+                quote!(::core::option::Option::Some(#m))
+            }
+            None => quote!(::core::option::Option::None),
+        };
         quote! {
             #p::spec::TaskSpec {
                 name: #tname, output_name: #output_name, target: #target, kind: #kind,
                 loss_weight: #lw, class_weights: #cw, sample_weights: &[#(#sw),*],
-                metrics: &[#(#metrics),*], weighted_metrics: &[#(#weighted),*], tower: &[#(#tower),*],
+                metrics: &[#(#metrics),*], weighted_metrics: &[#(#weighted),*], tower: #tower,
             }
         }
     });
     let body_desc = model.body_description();
+    let body_spec = body_spec(&model.body);
     let (schema_path, schema_text) = match &model.schema {
         Some(s) => {
             let (path, abs) = (&s.path, &s.absolute);
@@ -352,6 +412,7 @@ pub fn expand(model: &Model) -> TokenStream {
                 features: &[#(#features),*],
                 input_width: #input_width,
                 body: #body_desc,
+                body_spec: #body_spec,
                 body_width: #body_width,
                 tasks: &[#(#tasks_spec),*],
                 schema_path: #schema_path,

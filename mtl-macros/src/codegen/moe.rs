@@ -23,7 +23,7 @@ use quote::{format_ident, quote};
 use syn::Ident;
 
 use super::{mlp_type, private, visit_fields};
-use crate::model::{GateInput, Mlp, Model, Moe};
+use crate::model::{Mlp, Model, Moe};
 
 /// What the generated MoE body is made of, for `codegen::expand` to place.
 pub struct MoeCode {
@@ -118,11 +118,7 @@ impl Ctx<'_> {
         let mut out = Vec::new();
         if moe.has_task_gates(l) {
             for (i, (task, ident)) in self.model.tasks.iter().zip(&self.tasks).enumerate() {
-                let n = moe.task_experts;
-                let columns = (0..n)
-                    .map(|j| i * n + j)
-                    .chain((0..moe.experts).map(|j| t_count * n + j))
-                    .collect();
+                let columns = moe.layout().task_gate_columns(i, t_count);
                 out.push(GateDef {
                     field: ident.clone(),
                     metric: format!("{prefix}gate_{}/{}", task.name, task.kind.suffix()),
@@ -140,7 +136,7 @@ impl Ctx<'_> {
                 experts: self.k,
                 columns: (0..self.k).collect(),
                 task: None,
-                in_forward: moe.shared_gate_in_forward(l),
+                in_forward: moe.layout().shared_gate_in_forward(l),
             });
         }
         out
@@ -345,7 +341,7 @@ fn forward(ctx: &Ctx, mode: Mode) -> TokenStream {
         let mut mixed_gates = Vec::new();
         for g in &gates {
             let field = &g.field;
-            let input = if l == 1 || moe.gate_input == GateInput::Original {
+            let input = if moe.layout().gates_read_input(l) {
                 quote!(__x.next())
             } else {
                 let src = prev(

@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::buffers::ColumnBuffers;
 use super::layout::Layout;
+use super::view::BatchView;
 use super::Dataset;
 use crate::error::{Error, Result};
 
@@ -129,6 +130,13 @@ impl Batch {
 pub trait BatchSource {
     /// The next batch, or `None` at the end of the epoch.
     fn next_batch(&mut self) -> Result<Option<&Batch>>;
+
+    /// The next batch as a [`BatchView`]: the same rows as [`BatchSource::next_batch`], but a
+    /// source that holds its rows in memory can hand them out without copying them into a batch
+    /// first. Use one of the two methods per epoch, not both.
+    fn next_view(&mut self) -> Result<Option<BatchView<'_>>> {
+        Ok(self.next_batch()?.map(BatchView::of_batch))
+    }
 }
 
 /// Batches of one epoch over an in-memory [`Dataset`].
@@ -203,5 +211,21 @@ impl<'a> Batches<'a> {
 impl BatchSource for Batches<'_> {
     fn next_batch(&mut self) -> Result<Option<&Batch>> {
         Ok(self.next())
+    }
+
+    /// A view of the dataset's own rows in this batch's order: nothing is copied.
+    fn next_view(&mut self) -> Result<Option<BatchView<'_>>> {
+        let rows = self.dataset.num_rows();
+        let end = (self.pos + self.options.batch_size).min(rows);
+        if self.pos >= rows || (self.options.drop_last && end - self.pos < self.options.batch_size)
+        {
+            return Ok(None);
+        }
+        let start = std::mem::replace(&mut self.pos, end);
+        let (data, layout) = (self.dataset.buffers(), self.dataset.layout());
+        Ok(Some(match &self.order {
+            Some(order) => BatchView::indices(data, layout, &order[start..end]),
+            None => BatchView::range(data, layout, start, end - start),
+        }))
     }
 }

@@ -33,6 +33,7 @@ mod files;
 mod layout;
 mod policy;
 mod stream;
+mod view;
 pub mod synthetic;
 mod write;
 
@@ -41,4 +42,5 @@ pub use dataset::{ColumnValues, Dataset, Head};
 pub use layout::{ColumnKind, ColumnSlot, Layout};
 pub use policy::{ColumnRepairs, IdPolicy, LoadOptions, LoadReport, NullPolicy};
 pub use stream::{StreamingBatches, StreamingDataset, DEFAULT_SHUFFLE_BUFFER_ROWS};
+pub use view::BatchView;
 pub use write::WriteOptions;

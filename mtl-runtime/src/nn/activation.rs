@@ -32,8 +32,23 @@ activation!(
     Relu, "relu", |x| x.try_relu()
 );
 activation!(
-    /// The exact (erf) GELU, Keras' default.
-    Gelu, "gelu", |x| x.try_accurate_gelu()
+    /// The exact (erf) GELU, Keras' default: `x·Φ(x)`.
+    ///
+    /// dfdx 0.13's `accurate_gelu` computes the right values but a wrong derivative: its
+    /// `x·φ(x)` term is √2 too large. The derivative is corrected here by adding a term whose
+    /// value is exactly 0 and whose derivative is `−(√2 − 1)·x·φ(x)`:
+    /// `(√2 − 1)/√(2π) · (e^{−x²/2} − stop_gradient(e^{−x²/2}))`.
+    Gelu, "gelu", |x| {
+        let k = (std::f64::consts::SQRT_2 - 1.0) / (2.0 * std::f64::consts::PI).sqrt();
+        let (x, tape) = x.split_tape();
+        let gelu = x.clone().put_tape(tape).try_accurate_gelu()?;
+        let (gelu, tape) = gelu.split_tape();
+        let half = E::from_f64(-0.5).unwrap_or(E::ONE);
+        let bump = x.clone().put_tape(tape).try_square()?.try_mul(half)?.try_exp()?;
+        let constant = x.try_square()?.try_mul(half)?.try_exp()?;
+        let zero = bump.try_sub(constant)?.try_mul(E::from_f64(k).unwrap_or(E::ONE))?;
+        zero.try_add(gelu)
+    }
 );
 activation!(
     /// tanh(x).
@@ -61,3 +76,35 @@ activation!(
         neg.try_add(pos)?.try_mul(E::from_f64(LAMBDA).unwrap_or(E::ONE))
     }
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each activation's gradient on the generic path against central differences.
+    fn check<A: Activation>() {
+        let dev = Cpu::default();
+        let xs = [-2.0f32, -0.7, -0.1, 0.3, 1.1, 2.4];
+        let x: Tensor<Rank1<6>, f32, _> = dev.tensor(xs);
+        let y = A::apply(x.leaky_trace()).unwrap();
+        let values = y.retaped::<NoneTape>().array();
+        let grads = y.sum().backward();
+        let g = grads.get(&x).array();
+        for (i, &x0) in xs.iter().enumerate() {
+            let f = |v: f32| A::apply(dev.tensor([v])).unwrap().array()[0];
+            let numeric = (f(x0 + 1e-3) - f(x0 - 1e-3)) / 2e-3;
+            assert!((numeric - g[i]).abs() < 2e-3, "{} at {x0}: {numeric} vs {}", A::NAME, g[i]);
+            assert!((values[i] - f(x0)).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn every_activation_has_the_right_derivative() {
+        check::<Relu>();
+        check::<Gelu>();
+        check::<Tanh>();
+        check::<Sigmoid>();
+        check::<Selu>();
+        check::<Linear>();
+    }
+}

@@ -36,7 +36,7 @@ fn fingerprint(spec: &ModelSpec) -> serde_json::Value {
             "name": t.name,
             "output": t.output_name,
             "width": t.kind.output_width(),
-            "tower": t.tower,
+            "tower": t.tower.map_or(&[][..], |m| m.widths),
         })).collect::<Vec<_>>(),
     })
 }
@@ -205,7 +205,8 @@ where
                 ));
             }
         }
-        for (name, Moments { m, v }) in &self.dense_optimizer.state {
+        let moments = self.dense_optimizer.host_moments();
+        for (name, Moments { m, v }) in &moments {
             entries.push((format!("dense_opt/{name}/m"), Entry::f32(vec![m.len()], m)));
             entries.push((format!("dense_opt/{name}/v"), Entry::f32(vec![v.len()], v)));
         }
@@ -294,7 +295,7 @@ where
                     .collect();
             }
         }
-        self.dense_optimizer.state.clear();
+        let mut moments = Vec::new();
         for (name, _) in file.tensors() {
             if let Some(param) = name
                 .strip_prefix("dense_opt/")
@@ -305,11 +306,12 @@ where
                     .tensor(&format!("dense_opt/{param}/v"))
                     .map(|t| read_f32(&t))
                     .unwrap_or_else(|_| vec![0.0; m.len()]);
-                self.dense_optimizer
-                    .state
-                    .insert(param.to_string(), Moments { m, v });
+                moments.push((param.to_string(), Moments { m, v }));
             }
         }
+        self.dense_optimizer
+            .set_moments(&self.device, moments)
+            .map_err(|e| bad(format!("{e:?}")))?;
         self.step = info
             .get("mtl.step")
             .and_then(|s| s.parse().ok())

@@ -1,0 +1,182 @@
+//! Evaluation and prediction: every row in order, no shuffling, metrics named as Merlin names
+//! them.
+
+use dfdx::prelude::*;
+
+use super::report::Report;
+use super::{Bound, Scratch, Trainer};
+use crate::data::{Batch, BatchOptions, BatchView, Dataset};
+use crate::error::Result;
+use crate::loss::host_task_loss;
+use crate::metrics::stream::MetricState;
+use crate::model::{MtlModel, TaskNetwork};
+use crate::nn::host_values;
+use crate::spec::TaskKind;
+
+impl<M, D> Trainer<M, D>
+where
+    M: MtlModel + BuildOnDevice<D, f32>,
+    M::Built: TaskNetwork<f32, D> + Clone,
+    D: Device<f32>,
+{
+    /// The `[B, INPUT_WIDTH]` network input of one batch.
+    pub(super) fn input(
+        &self,
+        batch: &Batch,
+        bound: &Bound,
+        scratch: &mut Scratch,
+    ) -> Result<crate::model::DynBatch<f32, D>> {
+        self.embeddings
+            .gather(batch, &bound.input, &mut scratch.input)?;
+        self.device
+            // The buffer moves into the tensor (no copy); gather refills a fresh one next time.
+            .try_tensor_from_vec(
+                std::mem::take(&mut scratch.input),
+                (batch.len(), M::SPEC.input_width),
+            )
+            .map_err(Self::device_err)
+    }
+
+    /// Raw outputs (`[B, W]` per task, row-major) of an input, inference mode.
+    fn outputs(&self, x: crate::model::DynBatch<f32, D>) -> Result<Vec<Vec<f32>>> {
+        let outputs = self.network.try_forward_eval(x).map_err(Self::device_err)?;
+        Ok(outputs.iter().map(host_values).collect())
+    }
+
+    /// Adds each gate's per-expert weight sums over the input `x` to `sums`.
+    fn accumulate_gates(
+        &self,
+        x: crate::model::DynBatch<f32, D>,
+        sums: &mut Vec<(&'static str, Vec<f64>)>,
+    ) -> Result<()> {
+        for (i, (name, g)) in self
+            .network
+            .try_gate_weights(x)
+            .map_err(Self::device_err)?
+            .into_iter()
+            .enumerate()
+        {
+            let k = g.shape().1;
+            if sums.len() <= i {
+                sums.push((name, vec![0.0; k]));
+            }
+            for row in g.as_vec().chunks(k) {
+                for (s, w) in sums[i].1.iter_mut().zip(row) {
+                    *s += f64::from(*w);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loss and metrics over all of `data` (in order, no shuffling), named as Merlin names them.
+    pub fn evaluate(&self, data: &Dataset) -> Result<Report> {
+        let spec = M::SPEC;
+        let bound = self.bind(data.layout())?;
+        let mut scratch = Scratch::default();
+        let mut plain: Vec<MetricState> = self
+            .metrics
+            .iter()
+            .map(|(m, _)| MetricState::new(m))
+            .collect();
+        let mut weighted: Vec<MetricState> = self
+            .metrics
+            .iter()
+            .map(|(_, w)| MetricState::new(w))
+            .collect();
+        let mut task_loss_sums = vec![0.0f64; spec.tasks.len()];
+        let (mut rows, mut loss_sum, mut last_batch_loss) = (0usize, 0.0f64, 0.0f64);
+        let mut gate_sums: Vec<(&'static str, Vec<f64>)> = Vec::new();
+        let mut batches = data.batches(BatchOptions::sequential(self.config.batch_size), 0)?;
+        while let Some(batch) = batches.next() {
+            // One gather per batch serves both the outputs and the gate metrics.
+            let x = self.input(batch, &bound, &mut scratch)?;
+            if self.config.gate_metrics {
+                self.accumulate_gates(x.clone(), &mut gate_sums)?;
+            }
+            let outputs = self.outputs(x)?;
+            let n = batch.len();
+            let mut batch_total = 0.0f64;
+            for (i, (task, out)) in bound.tasks.iter().zip(&outputs).enumerate() {
+                let view = BatchView::of_batch(batch);
+                task.targets(&view, &mut scratch.targets);
+                task.weights(&view, &scratch.targets, &mut scratch.weights);
+                let l = host_task_loss(task.spec.kind, out, &scratch.targets, &scratch.weights);
+                task_loss_sums[i] += l * n as f64;
+                batch_total += f64::from(self.loss_weights[i]) * l;
+                plain[i].update(task.spec.kind, out, &scratch.targets, None);
+                if !self.metrics[i].1.is_empty() {
+                    weighted[i].update(
+                        task.spec.kind,
+                        out,
+                        &scratch.targets,
+                        Some(&scratch.weights),
+                    );
+                }
+            }
+            rows += n;
+            loss_sum += batch_total * n as f64;
+            last_batch_loss = batch_total;
+        }
+        let denom = rows.max(1) as f64;
+        let mut report = Report::default();
+        report.push("loss", loss_sum / denom);
+        let multi = spec.tasks.len() > 1;
+        if multi {
+            for (t, s) in spec.tasks.iter().zip(&task_loss_sums) {
+                report.push(format!("{}_loss", t.output_name), s / denom);
+            }
+        }
+        for (i, t) in spec.tasks.iter().enumerate() {
+            let prefix = if multi {
+                format!("{}/", t.output_name)
+            } else {
+                String::new()
+            };
+            for m in &self.metrics[i].0 {
+                report.push(format!("{prefix}{m}"), plain[i].value(m));
+            }
+            for m in &self.metrics[i].1 {
+                report.push(format!("{prefix}weighted_{m}"), weighted[i].value(m));
+            }
+        }
+        for (gate, sums) in &gate_sums {
+            for (k, s) in sums.iter().enumerate() {
+                report.push(format!("{gate}_weight_{k}"), s / denom);
+            }
+        }
+        report.push("regularization_loss", 0.0);
+        report.push("loss_batch", last_batch_loss);
+        Ok(report)
+    }
+
+    /// Per-task predictions over `data`, in order: probabilities for binary tasks, values for
+    /// regression, class probabilities (`[N, classes]` row-major) for multiclass.
+    pub fn predict(&self, data: &Dataset) -> Result<Vec<Vec<f32>>> {
+        let spec = M::SPEC;
+        let bound = self.bind(data.layout())?;
+        let mut scratch = Scratch::default();
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); spec.tasks.len()];
+        let mut batches = data.batches(BatchOptions::sequential(self.config.batch_size), 0)?;
+        while let Some(batch) = batches.next() {
+            for ((dst, o), t) in out
+                .iter_mut()
+                .zip(self.outputs(self.input(batch, &bound, &mut scratch)?)?)
+                .zip(spec.tasks)
+            {
+                match t.kind {
+                    TaskKind::Binary => dst.extend(o.iter().map(|&x| 1.0 / (1.0 + (-x).exp()))),
+                    TaskKind::Regression => dst.extend(o),
+                    TaskKind::Multiclass { classes } => {
+                        for row in o.chunks(classes) {
+                            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                            let z: f32 = row.iter().map(|&v| (v - m).exp()).sum();
+                            dst.extend(row.iter().map(|&v| (v - m).exp() / z));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,188 @@
+//! One training step, on either path: the fused CPU engine ([`crate::fused`]) or the
+//! device-generic dfdx path (the tape: forward, one backward, dense Adam, sparse row update).
+
+use dfdx::prelude::*;
+
+use std::collections::BTreeMap;
+
+use super::{Bound, Scratch, StepGradients, Trainer};
+use crate::data::{Batch, BatchOptions, BatchView, Dataset};
+use crate::error::{Error, Result};
+use crate::fused::{AdamStep, StepInput};
+use crate::loss::task_loss;
+use crate::model::{MtlModel, TaskNetwork};
+use crate::nn::host_values;
+
+impl<M, D> Trainer<M, D>
+where
+    M: MtlModel + BuildOnDevice<D, f32>,
+    M::Built: TaskNetwork<f32, D> + Clone,
+    D: Device<f32>,
+{
+    /// One step of the fused CPU engine on `view`; returns the unweighted per-task losses and
+    /// the total.
+    pub(super) fn fused_step(&mut self, view: &BatchView, bound: &Bound) -> Result<(Vec<f32>, f32)> {
+        let opt = &self.dense_optimizer;
+        let adam = AdamStep::new(opt.lr, opt.betas, opt.eps, opt.weight_decay, opt.t + 1);
+        let input = StepInput {
+            view: *view,
+            binding: &bound.input,
+            tasks: &bound.tasks,
+            loss_weights: &self.loss_weights,
+            step: self.step,
+            seed: self.config.seed,
+        };
+        let engine = self
+            .engine
+            .as_mut()
+            .ok_or_else(|| Error::invalid("internal error: the fused engine was not started"))?;
+        let out = engine.step(&input, &mut self.embeddings, &mut self.row_optimizer, adam)?;
+        self.dense_optimizer.t += 1;
+        self.step += 1;
+        Ok(out)
+    }
+
+    /// One training step on `batch`; returns the unweighted per-task losses and the total.
+    /// The generic path's forward pass, losses and backward pass on `batch`: per-task losses,
+    /// the total, the gradients and the input tensor they are keyed by.
+    #[allow(clippy::type_complexity)]
+    fn generic_backward(
+        &mut self,
+        batch: &Batch,
+        bound: &Bound,
+        scratch: &mut Scratch,
+    ) -> Result<(Vec<f32>, f32, Gradients<f32, D>, crate::model::DynBatch<f32, D>)> {
+        let x = self.input(batch, bound, scratch)?;
+        let x_ref = x.clone();
+        let outputs = self
+            .network
+            .try_forward_train(x.leaky_traced())
+            .map_err(Self::device_err)?;
+        let mut total: Option<Tensor<Rank0, f32, D, OwnedTape<f32, D>>> = None;
+        let mut losses = Vec::with_capacity(outputs.len());
+        for ((out, task), &lambda) in outputs
+            .into_iter()
+            .zip(&bound.tasks)
+            .zip(&self.loss_weights)
+        {
+            let view = BatchView::of_batch(batch);
+            task.targets(&view, &mut scratch.targets);
+            task.weights(&view, &scratch.targets, &mut scratch.weights);
+            let loss = task_loss(task.spec.kind, out, &scratch.targets, &scratch.weights)
+                .map_err(Self::device_err)?;
+            let value = loss.as_vec()[0];
+            if !value.is_finite() {
+                return Err(Error::invalid(format!(
+                    "the loss of task `{}` is {value} at step {}; training stopped before the weights \
+                     were corrupted (check the data and lower the learning rate)",
+                    task.spec.name, self.step
+                )));
+            }
+            losses.push(value);
+            let weighted = loss.try_mul(lambda).map_err(Self::device_err)?;
+            total = Some(match total {
+                None => weighted,
+                Some(t) => t.try_add(weighted).map_err(Self::device_err)?,
+            });
+        }
+        let total = total.ok_or_else(|| Error::invalid("the model has no tasks"))?;
+        let total_value = total.as_vec()[0];
+        Ok((losses, total_value, total.backward(), x_ref))
+    }
+
+    /// One step of the generic path on `batch`; returns the unweighted per-task losses and the
+    /// total.
+    pub(super) fn train_step(
+        &mut self,
+        batch: &Batch,
+        bound: &Bound,
+        scratch: &mut Scratch,
+    ) -> Result<(Vec<f32>, f32)> {
+        let (losses, total_value, mut grads, x_ref) =
+            self.generic_backward(batch, bound, scratch)?;
+        self.dense_optimizer
+            .update(&mut self.network, &mut grads)
+            .map_err(Self::device_err)?;
+        let input_grad = host_values(&grads.get(&x_ref));
+        self.embeddings
+            .apply_gradient(batch, &bound.input, &input_grad, &mut self.row_optimizer);
+        self.step += 1;
+        Ok((losses, total_value))
+    }
+
+    /// The gradients one training step would apply on the first `batch_size` rows of `data`
+    /// (in order), without applying them, from whichever path `fit` would use. For tests that
+    /// check the fused engine against the generic path.
+    #[doc(hidden)]
+    pub fn step_gradients(&mut self, data: &Dataset) -> Result<StepGradients> {
+        let bound = self.bind(data.layout())?;
+        let mut batches = data.batches(BatchOptions::sequential(self.config.batch_size), 0)?;
+        let batch = batches
+            .next()
+            .ok_or_else(|| Error::invalid("no rows to take gradients on"))?;
+        self.prepare()?;
+        if let Some(engine) = &mut self.engine {
+            engine.load_params(&self.network)?;
+            let input = StepInput {
+                view: BatchView::of_batch(batch),
+                binding: &bound.input,
+                tasks: &bound.tasks,
+                loss_weights: &self.loss_weights,
+                step: self.step,
+                seed: self.config.seed,
+            };
+            let (losses, dense, input) = engine.gradients(&input, &self.embeddings)?;
+            return Ok(StepGradients {
+                losses,
+                dense: dense.into_iter().collect(),
+                input,
+            });
+        }
+        let (losses, _, mut grads, x_ref) =
+            self.generic_backward(batch, &bound, &mut Scratch::default())?;
+        Ok(StepGradients {
+            losses,
+            dense: named_gradients(&self.network, &mut grads)?,
+            input: host_values(&grads.get(&x_ref)),
+        })
+    }
+}
+
+/// Every trainable tensor's gradient in `grads`, by parameter name.
+fn named_gradients<M: TensorCollection<f32, D>, D: Device<f32>>(
+    network: &M,
+    grads: &mut Gradients<f32, D>,
+) -> Result<BTreeMap<String, Vec<f32>>> {
+    struct Collect<'a, D: Device<f32>> {
+        grads: &'a mut Gradients<f32, D>,
+        out: BTreeMap<String, Vec<f32>>,
+    }
+    impl<D: Device<f32>> TensorVisitor<f32, D> for Collect<'_, D> {
+        type Viewer = (ViewTensorRef, ViewTensorName);
+        type Err = D::Err;
+        type E2 = f32;
+        type D2 = D;
+        fn visit<S: Shape>(
+            &mut self,
+            opts: TensorOptions<S, f32, D>,
+            (t, name): (&Tensor<S, f32, D>, String),
+        ) -> std::result::Result<Option<Tensor<S, f32, D>>, D::Err> {
+            if opts.do_gradient_update {
+                // A parameter the pass did not reach has a zero gradient.
+                self.grads.try_alloc_for(t)?;
+                self.out.insert(name, host_values(&self.grads.get(t)));
+            }
+            Ok(None)
+        }
+    }
+    let mut c = Collect {
+        grads,
+        out: BTreeMap::new(),
+    };
+    M::iter_tensors(&mut RecursiveWalker {
+        m: (network, String::new()),
+        f: &mut c,
+    })
+    .map_err(|e| Error::invalid(format!("device error: {e:?}")))?;
+    Ok(c.out)
+}
