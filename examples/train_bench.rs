@@ -124,6 +124,37 @@ fn cpu_seconds() -> f64 {
     }
 }
 
+/// Multiply-adds per sample of the network's matrix products: every 2-D weight `[O, I]` is used
+/// once per sample (the reference counts its linear layers the same way).
+fn linear_macs<N: TensorCollection<f32, D>, D: Device<f32>>(network: &N) -> u64 {
+    struct Count(u64);
+    impl<D: Device<f32>> TensorVisitor<f32, D> for Count {
+        type Viewer = ViewTensorRef;
+        type Err = D::Err;
+        type E2 = f32;
+        type D2 = D;
+        fn visit<S: Shape>(
+            &mut self,
+            opts: TensorOptions<S, f32, D>,
+            t: &Tensor<S, f32, D>,
+        ) -> Result<Option<Tensor<S, f32, D>>, D::Err> {
+            if opts.do_gradient_update && S::NUM_DIMS == 2 {
+                self.0 += t.shape().num_elements() as u64;
+            }
+            Ok(None)
+        }
+    }
+    let mut count = Count(0);
+    let walked = N::iter_tensors(&mut RecursiveWalker {
+        m: network,
+        f: &mut count,
+    });
+    if walked.is_err() {
+        return 0;
+    }
+    count.0
+}
+
 /// Peak resident memory in MB (`VmHWM`).
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -164,6 +195,9 @@ where
     let report = trainer.evaluate(valid)?;
     let samples = train.num_rows() * args.epochs;
     let rate = samples as f64 / secs;
+    // Forward + backward: 2 FLOPs per multiply-add forward, twice that backward.
+    let flops_per_sample = 6 * linear_macs(&trainer.network);
+    let gflops = flops_per_sample as f64 * rate / 1e9;
     println!(
         "model: {} ({}), engine: {}",
         M::SPEC.name,
@@ -193,7 +227,10 @@ where
     let rmse = report
         .get("watching_times/regression_output/root_mean_squared_error")
         .unwrap_or(f64::NAN);
-    println!("overall: {rate:.0} samples/s ({secs:.2} s, {cores:.2} cores)");
+    println!(
+        "overall: {rate:.0} samples/s ({secs:.2} s, {cores:.2} cores); {flops_per_sample} matmul \
+         FLOPs per sample, {gflops:.1} GFLOP/s"
+    );
     println!(
         "valid: auc_click={:.4} auc_follow={:.4} auc_like={:.4} auc_share={:.4} rmse_watching_times={rmse:.4}",
         auc("click"),
@@ -209,7 +246,7 @@ where
             "\"batch_size\": {}, \"epochs\": {}, \"samples\": {}, \"train_s\": {:.4}, ",
             "\"samples_per_s\": {:.1}, \"cores\": {:.3}, \"auc_click\": {:.5}, \"auc_follow\": {:.5}, ",
             "\"auc_like\": {:.5}, \"auc_share\": {:.5}, \"rmse_watching_times\": {:.5}, ",
-            "\"peak_rss_mb\": {:.1}}}"
+            "\"flops_per_sample\": {}, \"gflops\": {:.2}, \"peak_rss_mb\": {:.1}}}"
         ),
         args.model,
         trainer.engine_name(),
@@ -225,6 +262,8 @@ where
         auc("like"),
         auc("share"),
         rmse,
+        flops_per_sample,
+        gflops,
         peak
     );
     println!("{json}");

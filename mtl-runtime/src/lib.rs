@@ -42,6 +42,8 @@ pub mod fused;
 #[cfg(feature = "engine")]
 mod memory;
 #[cfg(feature = "engine")]
+mod simd;
+#[cfg(feature = "engine")]
 pub mod nn;
 #[cfg(feature = "engine")]
 pub mod preprocess;

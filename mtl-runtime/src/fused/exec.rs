@@ -6,7 +6,7 @@
 //! and which columns no op writes (zeroed before the pass). Parameter gradients are written, not
 //! accumulated: every parameter belongs to exactly one op.
 
-use rand::RngCore;
+use rand_chacha::ChaCha8Rng;
 
 use super::gemm::{matmul, Mat};
 use super::kernels::{self, ExpertRef, GateRef};
@@ -38,10 +38,6 @@ impl Workspace {
         fit(&mut self.masks, &plan.mask_widths, rows);
     }
 
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// The `[C, INPUT_WIDTH]` input, to be filled before [`Workspace::forward`].
     pub fn input_mut(&mut self) -> &mut [f32] {
         &mut self.acts[0]
@@ -52,12 +48,6 @@ impl Workspace {
     pub fn swap_input_grad(&mut self, buf: &mut Vec<f32>) {
         debug_assert_eq!(buf.len(), self.grads[0].len());
         std::mem::swap(&mut self.grads[0], buf);
-    }
-
-    /// Columns `c` of the activations: the slice from the first row's first column and the
-    /// row stride.
-    pub fn output(&self, plan: &Plan, c: Cols) -> (&[f32], usize) {
-        (&self.acts[c.buf][c.start..], plan.widths[c.buf])
     }
 
     /// The activations and gradient of columns `c` (for the loss to write the gradient).
@@ -71,7 +61,7 @@ impl Workspace {
 
     /// The forward pass; `train` applies dropout (masks drawn from `rng`) and saves what the
     /// backward pass needs.
-    pub fn forward(&mut self, plan: &Plan, params: &[f32], train: bool, rng: &mut dyn RngCore) {
+    pub fn forward(&mut self, plan: &Plan, params: &[f32], train: bool, rng: &mut ChaCha8Rng) {
         let rows = self.rows;
         for op in &plan.ops {
             match op {
@@ -87,32 +77,24 @@ impl Workspace {
                         Mat::rows(input, rows, iw, plan.widths[d.input.buf]),
                         Mat::rows(w, ow, iw, iw).t(),
                     );
-                    for s in &d.segments {
-                        let bias = s.bias.map(|b| &params[b..b + s.width]);
-                        let pre = if train {
-                            d.pre.map(|p| &mut self.pre[p][..])
-                        } else {
-                            None
-                        };
-                        let dropout = match (train && s.dropout > 0.0, d.mask) {
-                            (true, Some(m)) => Some((
-                                s.dropout,
-                                &mut self.masks[m][..],
-                                &mut *rng as &mut dyn RngCore,
-                            )),
-                            _ => None,
-                        };
-                        kernels::bias_act_forward(
-                            &mut out,
-                            ow,
-                            rows,
-                            (s.start, s.width),
-                            bias,
-                            s.activation,
-                            pre,
-                            dropout,
-                        );
-                    }
+                    let pre = if train {
+                        d.pre.map(|p| &mut self.pre[p][..])
+                    } else {
+                        None
+                    };
+                    let dropout = match (train, d.mask) {
+                        (true, Some(m)) => Some((&mut self.masks[m][..], &mut *rng)),
+                        _ => None,
+                    };
+                    kernels::dense_forward_epilogue(
+                        &mut out,
+                        ow,
+                        rows,
+                        &d.segments,
+                        params,
+                        pre,
+                        dropout,
+                    );
                     self.acts[d.output] = out;
                 }
                 Op::Softmax(s) => {
@@ -157,23 +139,16 @@ impl Workspace {
                     let ld_in = plan.widths[d.input.buf];
                     let mut g = std::mem::take(&mut self.grads[d.output]);
                     let y = &self.acts[d.output];
-                    for s in &d.segments {
-                        let pre = d.pre.map(|p| &self.pre[p][..]);
-                        let mask = d
-                            .mask
-                            .filter(|_| s.dropout > 0.0)
-                            .map(|m| &self.masks[m][..]);
-                        kernels::bias_act_backward(
-                            &mut g,
-                            y,
-                            ow,
-                            rows,
-                            (s.start, s.width),
-                            s.activation,
-                            pre,
-                            mask,
-                        );
-                    }
+                    kernels::dense_backward_prologue(
+                        &mut g,
+                        y,
+                        ow,
+                        rows,
+                        &d.segments,
+                        d.pre.map(|p| &self.pre[p][..]),
+                        d.mask.map(|m| &self.masks[m][..]),
+                        param_grad,
+                    );
                     let input = &self.acts[d.input.buf][d.input.start..];
                     // dW = gᵀ·X: [O, C] × [C, I].
                     matmul(
@@ -183,17 +158,6 @@ impl Workspace {
                         Mat::rows(&g, rows, ow, ow).t(),
                         Mat::rows(input, rows, iw, ld_in),
                     );
-                    for s in &d.segments {
-                        if let Some(b) = s.bias {
-                            kernels::column_sums(
-                                &g,
-                                ow,
-                                rows,
-                                (s.start, s.width),
-                                &mut param_grad[b..b + s.width],
-                            );
-                        }
-                    }
                     // dX (+)= g·W: [C, O] × [O, I].
                     if let Some(overwrite) = d.input_grad {
                         let w = &params[d.weight..d.weight + ow * iw];

@@ -6,7 +6,10 @@
 //! the generic path by `tests/fused_engine.rs`).
 
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 
+use super::plan::Segment;
+use crate::simd::multiversion;
 use crate::spec::Activation;
 
 /// √(2/π) and the GELU constants (exact, erf-based GELU as dfdx's `accurate_gelu`).
@@ -67,108 +70,105 @@ fn act_grad(a: Activation, z: f32) -> f32 {
     }
 }
 
-/// One output segment's forward pass over `rows` rows: `y = act(y + b)`, saving the
-/// pre-activation in `pre` and applying inverted dropout with a fresh mask when asked.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn bias_act_forward(
+multiversion! {
+/// The part of a dense op after its matrix product, forward, in one pass over the rows (each
+/// row's columns stay in L1 while every segment is done): per segment `y = act(y + b)`, the
+/// pre-activation saved in `pre` when given, and inverted dropout with a fresh mask when a
+/// segment has a rate and `dropout` is given. `params` holds the biases (`Segment::bias`).
+pub(crate) fn dense_forward_epilogue(
     y: &mut [f32],
     ld: usize,
     rows: usize,
-    (start, width): (usize, usize),
-    bias: Option<&[f32]>,
-    activation: Activation,
-    mut pre: Option<&mut [f32]>,
-    dropout: Option<(f32, &mut [f32], &mut dyn rand::RngCore)>,
+    segments: &[Segment],
+    params: &[f32],
+    pre: Option<&mut [f32]>,
+    dropout: Option<(&mut [f32], &mut ChaCha8Rng)>,
 ) {
-    let (rate, mut mask, rng) = match dropout {
-        Some((rate, mask, rng)) => (rate, Some(mask), Some(rng)),
-        None => (0.0, None, None),
-    };
-    let keep_scale = 1.0 / (1.0 - rate);
-    let mut rng = rng;
+    let (mut pre, mut dropout) = (pre, dropout);
     for r in 0..rows {
-        let o = r * ld + start;
-        let row = &mut y[o..o + width];
-        if let Some(b) = bias {
-            for (v, b) in row.iter_mut().zip(b) {
-                *v += b;
+        let row = &mut y[r * ld..(r + 1) * ld];
+        for s in segments {
+            let v = &mut row[s.start..s.start + s.width];
+            if let Some(b) = s.bias {
+                for (v, b) in v.iter_mut().zip(&params[b..b + s.width]) {
+                    *v += b;
+                }
             }
-        }
-        if let Some(p) = pre.as_deref_mut() {
-            p[o..o + width].copy_from_slice(row);
-        }
-        match activation {
-            Activation::Relu => row.iter_mut().for_each(|v| *v = v.max(0.0)),
-            Activation::Linear => {}
-            a => row.iter_mut().for_each(|v| *v = act(a, *v)),
-        }
-        if let (Some(m), Some(rng)) = (mask.as_deref_mut(), rng.as_deref_mut()) {
-            let m = &mut m[o..o + width];
-            for (v, m) in row.iter_mut().zip(m) {
-                *m = if rng.gen::<f32>() < rate { 0.0 } else { keep_scale };
-                *v *= *m;
+            if let Some(p) = pre.as_deref_mut() {
+                p[r * ld + s.start..r * ld + s.start + s.width].copy_from_slice(v);
+            }
+            match s.activation {
+                Activation::Relu => v.iter_mut().for_each(|v| *v = v.max(0.0)),
+                Activation::Linear => {}
+                a => v.iter_mut().for_each(|v| *v = act(a, *v)),
+            }
+            if let (true, Some((mask, rng))) = (s.dropout > 0.0, dropout.as_mut()) {
+                let keep = 1.0 / (1.0 - s.dropout);
+                let m = &mut mask[r * ld + s.start..r * ld + s.start + s.width];
+                for (v, m) in v.iter_mut().zip(m) {
+                    *m = if rng.gen::<f32>() < s.dropout { 0.0 } else { keep };
+                    *v *= *m;
+                }
             }
         }
     }
 }
+}
 
-/// One output segment's backward pass: `g ← g · mask · act'(z)` in place, with `z` from `pre`
-/// (or, for ReLU without dropout, read off the output `y`).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn bias_act_backward(
+multiversion! {
+/// The part of a dense op's backward pass before its matrix products, in one pass over the
+/// rows: per segment `g ← g · mask · act'(z)` in place (`z` from `pre`; ReLU without dropout
+/// reads the output `y`), and the bias gradients (column sums of `g`) into `param_grad`.
+pub(crate) fn dense_backward_prologue(
     g: &mut [f32],
     y: &[f32],
     ld: usize,
     rows: usize,
-    (start, width): (usize, usize),
-    activation: Activation,
+    segments: &[Segment],
     pre: Option<&[f32]>,
     mask: Option<&[f32]>,
+    param_grad: &mut [f32],
 ) {
-    for r in 0..rows {
-        let o = r * ld + start;
-        let gr = &mut g[o..o + width];
-        if let Some(m) = mask {
-            for (g, m) in gr.iter_mut().zip(&m[o..o + width]) {
-                *g *= m;
-            }
+    for s in segments {
+        if let Some(b) = s.bias {
+            param_grad[b..b + s.width].fill(0.0);
         }
-        match (activation, pre) {
-            (Activation::Linear, _) => {}
-            (Activation::Relu, None) => {
-                for (g, y) in gr.iter_mut().zip(&y[o..o + width]) {
-                    if *y <= 0.0 {
-                        *g = 0.0;
+    }
+    for r in 0..rows {
+        let o = r * ld;
+        for s in segments {
+            let range = o + s.start..o + s.start + s.width;
+            let gr = &mut g[range.clone()];
+            if let (true, Some(m)) = (s.dropout > 0.0, mask) {
+                for (g, m) in gr.iter_mut().zip(&m[range.clone()]) {
+                    *g *= m;
+                }
+            }
+            match (s.activation, pre) {
+                (Activation::Linear, _) => {}
+                (Activation::Relu, None) => {
+                    for (g, y) in gr.iter_mut().zip(&y[range.clone()]) {
+                        *g = if *y > 0.0 { *g } else { 0.0 };
                     }
                 }
+                (a, Some(p)) => {
+                    for (g, z) in gr.iter_mut().zip(&p[range.clone()]) {
+                        *g *= act_grad(a, *z);
+                    }
+                }
+                (_, None) => unreachable!("the plan saves pre-activations for this activation"),
             }
-            (a, Some(p)) => {
-                for (g, z) in gr.iter_mut().zip(&p[o..o + width]) {
-                    *g *= act_grad(a, *z);
+            if let Some(b) = s.bias {
+                for (d, g) in param_grad[b..b + s.width].iter_mut().zip(gr.iter()) {
+                    *d += g;
                 }
             }
-            (_, None) => unreachable!("the plan saves pre-activations for this activation"),
         }
     }
 }
-
-/// Column sums of `g`'s segment: a bias gradient.
-pub(crate) fn column_sums(
-    g: &[f32],
-    ld: usize,
-    rows: usize,
-    (start, width): (usize, usize),
-    out: &mut [f32],
-) {
-    out[..width].fill(0.0);
-    for r in 0..rows {
-        let o = r * ld + start;
-        for (s, v) in out.iter_mut().zip(&g[o..o + width]) {
-            *s += v;
-        }
-    }
 }
 
+multiversion! {
 /// Row-wise `y = softmax(z · inv_t)`; `z` at columns `zs..zs+w` of rows `ldz` apart, `y`
 /// `[rows, w]` dense.
 pub(crate) fn softmax_forward(
@@ -193,9 +193,10 @@ pub(crate) fn softmax_forward(
         yr.iter_mut().for_each(|v| *v *= inv);
     }
 }
+}
 
+multiversion! {
 /// `dz (+)= inv_t · y ⊙ (dy − ⟨dy, y⟩)` row by row.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn softmax_backward(
     y: &[f32],
     dy: &[f32],
@@ -222,6 +223,7 @@ pub(crate) fn softmax_backward(
         }
     }
 }
+}
 
 /// `y += a·x`.
 #[inline(always)]
@@ -231,24 +233,25 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
 }
 
-/// `⟨x, y⟩` with eight partial sums (one running sum would serialise on its additions).
+/// `⟨x, y⟩` with sixteen partial sums (one running sum would serialise on the additions'
+/// latency). Reducing the sixteen as a tree measured slower than summing them in order.
 #[inline(always)]
 fn dot(x: &[f32], y: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
+    let mut acc = [0.0f32; 16];
     let n = x.len().min(y.len());
-    let mut i = 0;
-    while i + 8 <= n {
-        for j in 0..8 {
-            acc[j] += x[i + j] * y[i + j];
+    let (xc, yc) = (x[..n].chunks_exact(16), y[..n].chunks_exact(16));
+    let tail: f32 = xc
+        .remainder()
+        .iter()
+        .zip(yc.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (a, b) in xc.zip(yc) {
+        for j in 0..16 {
+            acc[j] += a[j] * b[j];
         }
-        i += 8;
     }
-    let mut s: f32 = acc.iter().sum();
-    while i < n {
-        s += x[i] * y[i];
-        i += 1;
-    }
-    s
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Where one expert's `[C, H]` output lives: a buffer and its first column.
@@ -266,6 +269,54 @@ pub(crate) struct GateRef<'a> {
     pub columns: &'a [usize],
 }
 
+/// Calls `$f::<H>` with the expert width as a constant for the common widths (so the row loops
+/// unroll into whole vectors), or `$f::<0>` (width read at run time) otherwise.
+macro_rules! by_width {
+    ($h:expr, $f:ident($($arg:expr),*)) => {
+        match $h {
+            8 => $f::<8>($($arg),*),
+            16 => $f::<16>($($arg),*),
+            32 => $f::<32>($($arg),*),
+            64 => $f::<64>($($arg),*),
+            _ => $f::<0>($($arg),*),
+        }
+    };
+}
+
+/// `H` if it is a constant width, else the run-time width `h`.
+#[inline(always)]
+fn width<const H: usize>(h: usize) -> usize {
+    if H > 0 {
+        H
+    } else {
+        h
+    }
+}
+
+#[inline(always)]
+fn mix_forward_rows<const H: usize>(
+    experts: &[ExpertRef],
+    gates: &[GateRef],
+    h: usize,
+    rows: usize,
+    out: &mut [f32],
+) {
+    let h = width::<H>(h);
+    let ld = gates.len() * h;
+    for r in 0..rows {
+        for (g, gate) in gates.iter().enumerate() {
+            let o = &mut out[r * ld + g * h..][..h];
+            o.fill(0.0);
+            let w = &gate.data[r * gate.ld + gate.start..];
+            for (i, &k) in gate.columns.iter().enumerate() {
+                let e = &experts[k];
+                axpy(o, w[i], &e.data[r * e.ld + e.start..][..h]);
+            }
+        }
+    }
+}
+
+multiversion! {
 /// `out[r, g·H..] = Σ_i w_g[r, i]·E_{columns_g[i]}[r]`, `out` `[rows, NG·H]`.
 pub(crate) fn mix_forward(
     experts: &[ExpertRef],
@@ -274,23 +325,43 @@ pub(crate) fn mix_forward(
     rows: usize,
     out: &mut [f32],
 ) {
-    let ld = gates.len() * h;
+    by_width!(h, mix_forward_rows(experts, gates, h, rows, out))
+}
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn mix_backward_weights_rows<const H: usize>(
+    experts: &[ExpertRef],
+    columns: &[usize],
+    dout: &[f32],
+    ld_out: usize,
+    g_start: usize,
+    h: usize,
+    rows: usize,
+    dw: &mut [f32],
+    ldw: usize,
+    ws: usize,
+    overwrite: bool,
+) {
+    let h = width::<H>(h);
     for r in 0..rows {
-        for (g, gate) in gates.iter().enumerate() {
-            let o = &mut out[r * ld + g * h..r * ld + (g + 1) * h];
-            o.fill(0.0);
-            let w = &gate.data[r * gate.ld + gate.start..];
-            for (i, &k) in gate.columns.iter().enumerate() {
-                let e = &experts[k];
-                let er = &e.data[r * e.ld + e.start..r * e.ld + e.start + h];
-                axpy(o, w[i], er);
+        let go = &dout[r * ld_out + g_start..][..h];
+        for (i, &k) in columns.iter().enumerate() {
+            let e = &experts[k];
+            let v = dot(go, &e.data[r * e.ld + e.start..][..h]);
+            let d = &mut dw[r * ldw + ws + i];
+            if overwrite {
+                *d = v;
+            } else {
+                *d += v;
             }
         }
     }
 }
 
+multiversion! {
 /// The gradient of a gate's weights: `dw_g[r, i] (+)= ⟨dout_g[r], E_{columns_g[i]}[r]⟩`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn mix_backward_weights(
     experts: &[ExpertRef],
     columns: &[usize],
@@ -304,23 +375,45 @@ pub(crate) fn mix_backward_weights(
     ws: usize,
     overwrite: bool,
 ) {
+    by_width!(
+        h,
+        mix_backward_weights_rows(
+            experts, columns, dout, ld_out, g_start, h, rows, dw, ldw, ws, overwrite
+        )
+    )
+}
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn mix_backward_expert_rows<const H: usize>(
+    users: &[(usize, usize)],
+    gates: &[GateRef],
+    dout: &[f32],
+    h: usize,
+    rows: usize,
+    de: &mut [f32],
+    lde: usize,
+    es: usize,
+    overwrite: bool,
+) {
+    let h = width::<H>(h);
+    let ld_out = gates.len() * h;
     for r in 0..rows {
-        let go = &dout[r * ld_out + g_start..r * ld_out + g_start + h];
-        for (i, &k) in columns.iter().enumerate() {
-            let e = &experts[k];
-            let v = dot(go, &e.data[r * e.ld + e.start..r * e.ld + e.start + h]);
-            let d = &mut dw[r * ldw + ws + i];
-            if overwrite {
-                *d = v;
-            } else {
-                *d += v;
-            }
+        let d = &mut de[r * lde + es..][..h];
+        if overwrite {
+            d.fill(0.0);
+        }
+        for &(g, i) in users {
+            let gate = &gates[g];
+            let w = gate.data[r * gate.ld + gate.start + i];
+            axpy(d, w, &dout[r * ld_out + g * h..][..h]);
         }
     }
 }
 
+multiversion! {
 /// The gradient of one expert: `dE[r] (+)= Σ_{(g, i) weighing it} w_g[r, i]·dout_g[r]`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn mix_backward_expert(
     users: &[(usize, usize)],
     gates: &[GateRef],
@@ -332,18 +425,8 @@ pub(crate) fn mix_backward_expert(
     es: usize,
     overwrite: bool,
 ) {
-    let ld_out = gates.len() * h;
-    for r in 0..rows {
-        let d = &mut de[r * lde + es..r * lde + es + h];
-        if overwrite {
-            d.fill(0.0);
-        }
-        for &(g, i) in users {
-            let gate = &gates[g];
-            let w = gate.data[r * gate.ld + gate.start + i];
-            axpy(d, w, &dout[r * ld_out + g * h..r * ld_out + (g + 1) * h]);
-        }
-    }
+    by_width!(h, mix_backward_expert_rows(users, gates, dout, h, rows, de, lde, es, overwrite))
+}
 }
 
 #[cfg(test)]
