@@ -80,6 +80,44 @@ pub(crate) fn id_beyond_table(id: u32, feature: &str, table: &EmbeddingTable) ->
     ))
 }
 
+/// Checks, before anything is allocated, that the tables of `spec` and their optimizer state
+/// fit in the memory this process can get: an error names each table with its rows × dim and
+/// bytes, largest first, instead of an allocation failure later.
+pub fn check_memory(spec: &ModelSpec, optimizer: &RowOptimizerConfig) -> Result<()> {
+    let state = RowOptimizer::new(*optimizer);
+    let mut tables: Vec<(&str, usize, usize)> = Vec::new();
+    for f in spec.features.iter().filter(|f| f.kind == FeatureKind::Categorical) {
+        if !tables.iter().any(|t| t.0 == f.table) {
+            tables.push((f.table, f.cardinality, f.dim));
+        }
+    }
+    let bytes = |rows: usize, dim: usize| {
+        (rows as u128) * (dim as u128) * 4 + state.state_bytes(rows, dim)
+    };
+    let total: u128 = tables.iter().map(|&(_, r, d)| bytes(r, d)).sum();
+    let Some(available) = crate::memory::available_bytes() else {
+        return Ok(());
+    };
+    if total <= available {
+        return Ok(());
+    }
+    tables.sort_by_key(|&(_, r, d)| std::cmp::Reverse(bytes(r, d)));
+    let list: Vec<String> = tables
+        .iter()
+        .map(|&(name, r, d)| {
+            format!("`{name}` {r} rows x {d} dims: {}", crate::memory::human_bytes(bytes(r, d)))
+        })
+        .collect();
+    Err(Error::invalid(format!(
+        "the embedding tables and their optimizer state need {} but only {} of memory is \
+         available; tables (weights + optimizer state): {}. Lower the largest cardinalities \
+         (hash or bucket the ids) or dims, or use RowOptimizerConfig::adagrad()",
+        crate::memory::human_bytes(total),
+        crate::memory::human_bytes(available),
+        list.join(", ")
+    )))
+}
+
 impl Embeddings {
     /// Creates the tables of `spec`, initialised U(-0.05, 0.05) from `seed`.
     pub fn new(spec: &ModelSpec, seed: u64) -> Result<Embeddings> {
@@ -231,9 +269,9 @@ impl Embeddings {
         binding: &InputBinding,
         grad: &[f32],
         optimizer: &mut RowOptimizer,
-    ) {
+    ) -> Result<()> {
         let w = binding.input_width;
-        optimizer.ensure_state(&self.tables);
+        optimizer.ensure_state(&self.tables)?;
         let mut pairs: Vec<(u32, u32, u16)> = Vec::new(); // (id, batch row, feature index)
         for t in 0..self.tables.len() {
             pairs.clear();
@@ -271,6 +309,7 @@ impl Embeddings {
                 optimizer.update_row(t, table, id as usize, &sum);
             }
         }
+        Ok(())
     }
 
     /// Total number of embedding parameters.
@@ -349,25 +388,50 @@ impl RowOptimizer {
         }
     }
 
-    pub(crate) fn ensure_state(&mut self, tables: &[EmbeddingTable]) {
+    /// Bytes of optimizer state a table of `rows × dim` needs: moments (two for lazy Adam, one
+    /// for Adagrad) and a step count per row.
+    pub(crate) fn state_bytes(&self, rows: usize, dim: usize) -> u128 {
+        let moments = match self.config {
+            RowOptimizerConfig::LazyAdam { .. } => 2,
+            RowOptimizerConfig::Adagrad { .. } => 1,
+        };
+        (rows as u128) * (dim as u128) * 4 * moments + (rows as u128) * 4
+    }
+
+    /// Allocates the state of every table that has none yet; an allocation that fails is an
+    /// error naming the table and the bytes it needs.
+    pub(crate) fn ensure_state(&mut self, tables: &[EmbeddingTable]) -> Result<()> {
         while self.state.len() < tables.len() {
             let t = &tables[self.state.len()];
             let n = t.rows * t.dim;
-            let zeroed = |n| crate::memory::zeroed(n).expect("optimizer state allocation");
+            let fail = || {
+                Error::invalid(format!(
+                    "cannot allocate the optimizer state of embedding table `{}` ({} rows x {} \
+                     dims, {} bytes): lower the feature's cardinality or dim, or use \
+                     RowOptimizerConfig::adagrad() (one moment instead of two)",
+                    t.name,
+                    t.rows,
+                    t.dim,
+                    self.state_bytes(t.rows, t.dim)
+                ))
+            };
+            let zeroed = |n| crate::memory::zeroed::<f32>(n).ok_or_else(fail);
+            let steps = crate::memory::zeroed::<u32>(t.rows).ok_or_else(fail)?;
             let state = match self.config {
                 RowOptimizerConfig::LazyAdam { .. } => RowState {
-                    first: zeroed(n),
-                    second: zeroed(n),
-                    steps: crate::memory::zeroed(t.rows).expect("optimizer state allocation"),
+                    first: zeroed(n)?,
+                    second: zeroed(n)?,
+                    steps,
                 },
                 RowOptimizerConfig::Adagrad { .. } => RowState {
                     first: Vec::new(),
-                    second: zeroed(n),
-                    steps: crate::memory::zeroed(t.rows).expect("optimizer state allocation"),
+                    second: zeroed(n)?,
+                    steps,
                 },
             };
             self.state.push(state);
         }
+        Ok(())
     }
 
     /// How many times row `id` of table `table` has been updated.

@@ -116,6 +116,33 @@ impl TaskBinding {
         );
     }
 
+    /// Checks that every target of a multiclass task is a class index (an integer in
+    /// `[0, classes)`); other kinds always pass (binary ranges are checked when data loads).
+    pub fn check_targets(&self, batch: &BatchView, targets: &[f32]) -> Result<()> {
+        for (r, &y) in targets.iter().enumerate() {
+            self.check_target(batch, r, y)?;
+        }
+        Ok(())
+    }
+
+    /// [`TaskBinding::check_targets`] for one row.
+    #[inline(always)]
+    pub fn check_target(&self, batch: &BatchView, r: usize, y: f32) -> Result<()> {
+        if let TaskKind::Multiclass { classes } = self.spec.kind {
+            if !(y >= 0.0 && y < classes as f32 && y.fract() == 0.0) {
+                return Err(Error::invalid(format!(
+                    "task `{}`: the target {y} (column `{}`, {}) is not a class: a \
+                     {classes}-class task needs integer targets in [0, {classes}); fix the data \
+                     or the task's `classes`",
+                    self.spec.name,
+                    self.spec.target,
+                    batch.describe_row(r)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the task has any sample weighting at all.
     pub fn is_weighted(&self) -> bool {
         self.spec.class_weights.is_some() || !self.weights.is_empty()

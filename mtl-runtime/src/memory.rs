@@ -55,6 +55,29 @@ fn advise_huge_pages(_p: *mut u8, _bytes: usize) {
     let _ = HUGE_PAGE_MIN_BYTES;
 }
 
+/// Memory this process can still get, in bytes (`MemAvailable + SwapFree` on Linux); `None`
+/// where it is not known.
+pub(crate) fn available_bytes() -> Option<u128> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |key: &str| -> Option<u128> {
+        let line = info.lines().find(|l| l.starts_with(key))?;
+        let kb: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    };
+    Some(field("MemAvailable:")? + field("SwapFree:").unwrap_or(0))
+}
+
+/// `bytes` in a unit a person reads (`1.35 GB`).
+pub(crate) fn human_bytes(bytes: u128) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..=999_999 => format!("{:.1} KB", b / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} MB", b / 1e6),
+        1_000_000_000..=999_999_999_999 => format!("{:.2} GB", b / 1e9),
+        _ => format!("{:.1} TB", b / 1e12),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

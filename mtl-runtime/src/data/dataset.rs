@@ -22,6 +22,8 @@ pub struct Dataset {
     layout: Arc<Layout>,
     data: ColumnBuffers,
     report: LoadReport,
+    /// The files it was read from (none when built in memory).
+    files: Vec<std::path::PathBuf>,
 }
 
 /// Opens the files, settles the schema and column selection, and checks column types.
@@ -31,6 +33,13 @@ pub(crate) fn resolve(path: &Path, options: &LoadOptions) -> Result<(Source, Sch
         Some(s) => s.clone(),
         None => Schema::from_dir(&source.schema_dir)?,
     };
+    if schema.is_empty() {
+        return Err(Error::schema(
+            source.schema_dir.display().to_string(),
+            "the schema lists no columns; a dataset needs at least one (check that the right \
+             schema file was found next to the data, or give one in LoadOptions)",
+        ));
+    }
     let schema = match &options.columns {
         Some(names) => {
             if let Some(missing) = names.iter().find(|n| !schema.contains(n)) {
@@ -87,6 +96,7 @@ impl Dataset {
             layout: Arc::new(layout),
             data,
             report,
+            files: source.parts.iter().map(|p| p.path.clone()).collect(),
         })
     }
 
@@ -144,7 +154,13 @@ impl Dataset {
             layout: Arc::new(layout),
             data,
             report: LoadReport::default(),
+            files: Vec::new(),
         })
+    }
+
+    /// The data files it was read from (empty for a dataset built in memory).
+    pub fn files(&self) -> &[std::path::PathBuf] {
+        &self.files
     }
 
     pub fn num_rows(&self) -> usize {
@@ -196,6 +212,7 @@ impl Dataset {
             layout: Arc::clone(&self.layout),
             data,
             report: LoadReport::default(),
+            files: self.files.clone(),
         }
     }
 

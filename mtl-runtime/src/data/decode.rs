@@ -121,15 +121,14 @@ impl Decoder<'_> {
         origin: RowOrigin,
         report: &mut LoadReport,
     ) -> Result<()> {
-        let max = col
-            .max_id()
-            .unwrap_or(i64::from(u32::MAX))
-            .min(i64::from(u32::MAX));
+        let (min, max) = col.schema.int_domain().unwrap_or((0, i64::from(u32::MAX)));
+        let max = i128::from(max.min(i64::from(u32::MAX)));
+        let min = i128::from(min.max(0));
         let mut out_of_range = Offenders::default();
         let mut nulls = Offenders::default();
         dst.reserve(array.len());
-        for_each_i64(array, |row, v| match v {
-            Some(v) if (0..=max).contains(&v) => dst.push(v as u32),
+        for_each_int(array, |row, v| match v {
+            Some(v) if (min..=max).contains(&v) => dst.push(v as u32),
             Some(v) => {
                 out_of_range.note(row, || v.to_string());
                 dst.push(0);
@@ -147,7 +146,7 @@ impl Decoder<'_> {
                     self.file,
                     name,
                     format!(
-                        "{} rows hold ids outside [0, {max}] (the schema's domain); first at {}: {value}. \
+                        "{} rows hold ids outside [{min}, {max}] (the schema's domain); first at {}: {value}. \
                          Fix the data or the schema's domain max, or load with IdPolicy::MapToOov \
                          to map them to the out-of-vocabulary index 0",
                         out_of_range.count,
@@ -185,9 +184,16 @@ impl Decoder<'_> {
         let binary = col.is_binary_target();
         let mut missing = Offenders::default();
         let mut not_binary = Offenders::default();
+        let mut too_large = Offenders::default();
         let mut bad_rows = Vec::new();
         dst.reserve(array.len());
         for_each_f64(array, |row, v| match v {
+            // Checked after the conversion: a finite f64 can overflow f32.
+            Some(v) if v.is_finite() && !(v as f32).is_finite() => {
+                too_large.note(row, || v.to_string());
+                bad_rows.push(row);
+                dst.push(f32::NAN);
+            }
             Some(v) if v.is_finite() => {
                 if binary && !(0.0..=1.0).contains(&v) {
                     not_binary.note(row, || v.to_string());
@@ -206,6 +212,19 @@ impl Decoder<'_> {
         })
         .map_err(|dt| self.unsupported(col, dt))?;
         let name = &col.schema.name;
+        if let Some((row, value)) = &too_large.first {
+            return Err(Error::column(
+                self.file,
+                name,
+                format!(
+                    "{} rows hold values beyond the float32 range (±3.4e38) training computes \
+                     in; first at {}: {value}. Rescale the column (e.g. log1p or standardise) \
+                     before training",
+                    too_large.count,
+                    origin.describe(*row)
+                ),
+            ));
+        }
         if let Some((row, value)) = &not_binary.first {
             return Err(Error::column(
                 self.file,
@@ -263,20 +282,17 @@ fn visit<T: ArrowPrimitiveType, V>(
 }
 
 /// Calls `f(row, value)` for every element of an integer array; `Err` with the type otherwise.
-fn for_each_i64(array: &dyn Array, f: impl FnMut(usize, Option<i64>)) -> Result<(), DataType> {
+/// Every value of an integer column, widened without loss (u64 ids beyond i64 included).
+fn for_each_int(array: &dyn Array, f: impl FnMut(usize, Option<i128>)) -> Result<(), DataType> {
     match array.data_type() {
-        DataType::Int8 => visit(array.as_primitive::<Int8Type>(), i64::from, f),
-        DataType::Int16 => visit(array.as_primitive::<Int16Type>(), i64::from, f),
-        DataType::Int32 => visit(array.as_primitive::<Int32Type>(), i64::from, f),
-        DataType::Int64 => visit(array.as_primitive::<Int64Type>(), |v| v, f),
-        DataType::UInt8 => visit(array.as_primitive::<UInt8Type>(), i64::from, f),
-        DataType::UInt16 => visit(array.as_primitive::<UInt16Type>(), i64::from, f),
-        DataType::UInt32 => visit(array.as_primitive::<UInt32Type>(), i64::from, f),
-        DataType::UInt64 => visit(
-            array.as_primitive::<UInt64Type>(),
-            |v| i64::try_from(v).unwrap_or(i64::MAX),
-            f,
-        ),
+        DataType::Int8 => visit(array.as_primitive::<Int8Type>(), i128::from, f),
+        DataType::Int16 => visit(array.as_primitive::<Int16Type>(), i128::from, f),
+        DataType::Int32 => visit(array.as_primitive::<Int32Type>(), i128::from, f),
+        DataType::Int64 => visit(array.as_primitive::<Int64Type>(), i128::from, f),
+        DataType::UInt8 => visit(array.as_primitive::<UInt8Type>(), i128::from, f),
+        DataType::UInt16 => visit(array.as_primitive::<UInt16Type>(), i128::from, f),
+        DataType::UInt32 => visit(array.as_primitive::<UInt32Type>(), i128::from, f),
+        DataType::UInt64 => visit(array.as_primitive::<UInt64Type>(), i128::from, f),
         other => return Err(other.clone()),
     }
     Ok(())
@@ -293,7 +309,7 @@ fn for_each_f64(array: &dyn Array, mut f: impl FnMut(usize, Option<f64>)) -> Res
             (0..b.len())
                 .for_each(|i| f(i, b.is_valid(i).then(|| if b.value(i) { 1.0 } else { 0.0 })))
         }
-        _ => for_each_i64(array, |i, v| f(i, v.map(|v| v as f64)))?,
+        _ => for_each_int(array, |i, v| f(i, v.map(|v| v as f64)))?,
     }
     Ok(())
 }

@@ -131,6 +131,17 @@ impl Source {
     /// Checks that every column of `layout` is in every file with a type it can decode.
     pub fn check_types(&self, layout: &Layout) -> Result<()> {
         for part in &self.parts {
+            // A name twice in one file is ambiguous: which one the schema means is unknowable.
+            let fields = part.arrow_schema.fields();
+            for (i, f) in fields.iter().enumerate() {
+                if fields[..i].iter().any(|g| g.name() == f.name()) {
+                    return Err(Error::column(
+                        &part.path,
+                        f.name(),
+                        "appears twice in this file; rename or drop one of the two columns",
+                    ));
+                }
+            }
             for col in layout.columns() {
                 let name = &col.schema.name;
                 let Ok(field) = part.arrow_schema.field_with_name(name) else {
@@ -178,6 +189,19 @@ impl Source {
 
     /// Reads one chunk, keeping only `columns`. Parquet may return several record batches.
     pub fn read_chunk(&self, chunk: &Chunk, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        self.chunk_slices(chunk, columns, chunk.rows.unwrap_or(8192).max(1))?
+            .collect()
+    }
+
+    /// Reads one chunk lazily, `slice_rows` rows at a time (Parquet; an Arrow IPC chunk is one
+    /// record batch), keeping only `columns`: a reader never holds more of a huge row group
+    /// than one slice.
+    pub fn chunk_slices(
+        &self,
+        chunk: &Chunk,
+        columns: &[&str],
+        slice_rows: usize,
+    ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
         let part = &self.parts[chunk.part];
         let indices: Vec<usize> = columns
             .iter()
@@ -197,18 +221,24 @@ impl Source {
                 let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
                     .with_row_groups(vec![chunk.index])
                     .with_projection(mask)
-                    .with_batch_size(chunk.rows.unwrap_or(8192).max(1))
+                    .with_batch_size(slice_rows.max(1))
                     .build()
                     .map_err(|e| decode_err(&e))?;
-                reader.map(|b| b.map_err(|e| decode_err(&e))).collect()
+                let (path, index) = (part.path.clone(), chunk.index);
+                Ok(Box::new(reader.map(move |b| {
+                    b.map_err(|e| {
+                        Error::file(&path, format!("cannot decode chunk {index} of this file: {e}"))
+                    })
+                })))
             }
             Format::Ipc => {
                 let mut reader = part.ipc_reader(Some(indices))?;
                 reader.set_index(chunk.index).map_err(|e| decode_err(&e))?;
-                match reader.next() {
-                    Some(batch) => Ok(vec![batch.map_err(|e| decode_err(&e))?]),
-                    None => Ok(Vec::new()),
-                }
+                let batch = match reader.next() {
+                    Some(batch) => vec![batch.map_err(|e| decode_err(&e))],
+                    None => Vec::new(),
+                };
+                Ok(Box::new(batch.into_iter()))
             }
         }
     }

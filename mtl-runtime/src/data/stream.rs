@@ -1,12 +1,13 @@
 //! Streaming datasets: row groups read on demand through a bounded shuffle buffer.
 //!
 //! For data larger than memory. Each epoch visits the chunks (Parquet row groups / IPC record
-//! batches) in an order shuffled from `(seed, epoch)`, decodes one chunk at a time, and moves
-//! its rows into a shuffle buffer of `shuffle_buffer_rows` rows; a batch takes rows at random
-//! positions of that buffer. Rows resident at any time are therefore at most
-//! `shuffle_buffer_rows` + the rows of one chunk, whatever the dataset size
-//! ([`StreamingBatches::peak_resident_rows`] reports it). Without shuffling, chunks are read in
-//! file order and rows come out in dataset order through the same single-chunk window.
+//! batches) in an order shuffled from `(seed, epoch)`, decodes one slice of at most
+//! [`READ_SLICE_ROWS`] rows of a chunk at a time, and moves its rows into a shuffle buffer of
+//! `shuffle_buffer_rows` rows; a batch takes rows at random positions of that buffer. Rows
+//! resident at any time are therefore at most `shuffle_buffer_rows` + one slice, whatever the
+//! dataset or row-group size ([`StreamingBatches::peak_resident_rows`] reports it). Without
+//! shuffling, chunks are read in file order and rows come out in dataset order through the same
+//! one-slice window.
 //!
 //! The shuffle is as good as the buffer is large relative to a row group: rows of one row group
 //! are mixed with those of the row groups buffered with it, not with the whole dataset.
@@ -17,6 +18,8 @@ use std::sync::Arc;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+
+use arrow_array::RecordBatch;
 
 use super::batch::{Batch, BatchOptions, BatchSource};
 use super::buffers::ColumnBuffers;
@@ -106,6 +109,7 @@ impl StreamingDataset {
             rng,
             order,
             next_chunk: 0,
+            reading: None,
             pending: ColumnBuffers::new(n_ids, n_floats),
             pending_pos: 0,
             buffer: ColumnBuffers::with_capacity(
@@ -124,6 +128,9 @@ impl StreamingDataset {
     }
 }
 
+/// Rows decoded at a time from a streamed row group.
+pub const READ_SLICE_ROWS: usize = 65_536;
+
 /// One epoch of batches streamed from disk.
 pub struct StreamingBatches<'a> {
     dataset: &'a StreamingDataset,
@@ -131,7 +138,9 @@ pub struct StreamingBatches<'a> {
     rng: ChaCha8Rng,
     order: Vec<usize>,
     next_chunk: usize,
-    /// The decoded chunk being consumed.
+    /// The chunk being read (its index and the rows decoded so far) and its remaining slices.
+    reading: Option<(usize, usize, Box<dyn Iterator<Item = Result<RecordBatch>> + Send>)>,
+    /// The decoded slice being consumed.
     pending: ColumnBuffers,
     pending_pos: usize,
     /// The shuffle buffer (unused without shuffling).
@@ -152,15 +161,34 @@ impl StreamingBatches<'_> {
         self.peak_resident_rows
     }
 
-    /// Makes `pending` hold unread rows; `false` when every chunk has been read.
+    /// Makes `pending` hold unread rows; `false` when every chunk has been read. Row groups
+    /// are read [`READ_SLICE_ROWS`] rows at a time, so memory stays bounded by the shuffle
+    /// buffer plus one slice however large a row group is.
     fn ensure_pending(&mut self) -> Result<bool> {
         while self.pending_pos >= self.pending.len() {
-            let Some(&chunk_idx) = self.order.get(self.next_chunk) else {
-                return Ok(false);
-            };
-            self.next_chunk += 1;
             let source: &Source = &self.dataset.source;
-            let chunk = source.chunks[chunk_idx];
+            if self.reading.is_none() {
+                let Some(&chunk_idx) = self.order.get(self.next_chunk) else {
+                    return Ok(false);
+                };
+                self.next_chunk += 1;
+                let chunk = source.chunks[chunk_idx];
+                let slices = source.chunk_slices(
+                    &chunk,
+                    &self.dataset.layout.names(),
+                    READ_SLICE_ROWS,
+                )?;
+                self.reading = Some((chunk_idx, 0, slices));
+            }
+            let Some((chunk_idx, offset, slices)) = self.reading.as_mut() else {
+                continue;
+            };
+            let Some(batch) = slices.next() else {
+                self.reading = None;
+                continue;
+            };
+            let batch = batch?;
+            let chunk = source.chunks[*chunk_idx];
             let decoder = Decoder {
                 layout: &self.dataset.layout,
                 ids: self.dataset.options.ids,
@@ -169,16 +197,13 @@ impl StreamingBatches<'_> {
             };
             self.pending.clear();
             self.pending_pos = 0;
-            let mut offset = 0;
-            for batch in source.read_chunk(&chunk, &self.dataset.layout.names())? {
-                let origin = RowOrigin {
-                    first_row: chunk.first_row,
-                    chunk: chunk.index,
-                    offset_in_chunk: offset,
-                };
-                decoder.append(&batch, origin, &mut self.pending, &mut self.report)?;
-                offset += batch.num_rows();
-            }
+            let origin = RowOrigin {
+                first_row: chunk.first_row,
+                chunk: chunk.index,
+                offset_in_chunk: *offset,
+            };
+            decoder.append(&batch, origin, &mut self.pending, &mut self.report)?;
+            *offset += batch.num_rows();
             self.peak_resident_rows = self
                 .peak_resident_rows
                 .max(self.buffer.len() + self.pending.len());

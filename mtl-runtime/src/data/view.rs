@@ -26,6 +26,8 @@ pub struct BatchView<'a> {
     data: &'a ColumnBuffers,
     layout: &'a Layout,
     rows: Rows<'a>,
+    /// Whether the columns are a whole dataset's (so a row index names a dataset row).
+    dataset: bool,
 }
 
 impl<'a> BatchView<'a> {
@@ -39,6 +41,7 @@ impl<'a> BatchView<'a> {
             data,
             layout,
             rows: Rows::Range { start, len },
+            dataset: true,
         }
     }
 
@@ -47,12 +50,26 @@ impl<'a> BatchView<'a> {
             data,
             layout,
             rows: Rows::Indices(rows),
+            dataset: true,
         }
     }
 
     /// All rows of a materialised batch.
     pub fn of_batch(batch: &'a Batch) -> Self {
-        BatchView::range(&batch.data, batch.layout(), 0, batch.len())
+        BatchView {
+            dataset: false,
+            ..BatchView::range(&batch.data, batch.layout(), 0, batch.len())
+        }
+    }
+
+    /// Where batch row `r` comes from, in words: `dataset row 1234` for in-memory data, `row 17
+    /// of the batch` for a streamed batch.
+    pub fn describe_row(&self, r: usize) -> String {
+        if self.dataset {
+            format!("dataset row {}", self.row(r))
+        } else {
+            format!("row {} of the batch", self.row(r))
+        }
     }
 
     /// Rows in the batch.

@@ -89,6 +89,7 @@ pub(crate) fn read_chunk(
         }
         for (t, task) in tasks.iter().enumerate() {
             let y = task.target(view, r);
+            task.check_target(view, r, y)?;
             out.targets[t * rows + r] = y;
             out.weights[t * rows + r] = task.weight(view, r, y);
         }

@@ -363,7 +363,7 @@ impl Engine {
         let features = &input.binding.features;
         let input_width = plan.widths[0];
         let config = row_optimizer.config;
-        let rows = TableRows::new(&mut embeddings.tables, row_optimizer);
+        let rows = TableRows::new(&mut embeddings.tables, row_optimizer)?;
         let tables = &embeddings.tables;
         let (dense_ok, sparse_ok) = pool.install(|| {
             rayon::join(

@@ -8,6 +8,7 @@
 
 use super::input::{prefetch, PREFETCH_AHEAD};
 use crate::embedding::{update_row, EmbeddingTable, FeatureSlot, RowOptimizer, RowOptimizerConfig};
+use crate::error::Result;
 use crate::spec::FeatureKind;
 
 /// Distinct ids → accumulator slots, by linear probing; cleared by forgetting its keys.
@@ -186,8 +187,8 @@ unsafe impl Sync for TableRows {}
 
 impl TableRows {
     /// Borrows `tables` and their state for one update phase (the borrows end with `self`).
-    pub fn new(tables: &mut [EmbeddingTable], optimizer: &mut RowOptimizer) -> TableRows {
-        optimizer.ensure_state(tables);
+    pub fn new(tables: &mut [EmbeddingTable], optimizer: &mut RowOptimizer) -> Result<TableRows> {
+        optimizer.ensure_state(tables)?;
         let mut r = TableRows {
             weights: Vec::new(),
             first: Vec::new(),
@@ -206,7 +207,7 @@ impl TableRows {
             r.rows.push(t.rows);
             r.dims.push(t.dim);
         }
-        r
+        Ok(r)
     }
 
     /// Starts loading row `id` of table `t` (weights, moments, step count) into the cache.

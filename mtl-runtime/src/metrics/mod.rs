@@ -10,8 +10,8 @@ pub mod stream;
 
 /// Exact ROC AUC of `scores` against `labels` (1 = positive, 0 = negative; a fractional label
 /// counts as that fraction of a positive), optionally weighting each row. Ties in `scores`
-/// count half. `None` when the (weighted) positives or negatives are empty, since AUC is then
-/// undefined.
+/// count half; infinite scores rank as the extremes they are. `None` when AUC is undefined: the
+/// (weighted) positives or negatives are empty, or a score is NaN (a model that blew up).
 pub fn auc(scores: &[f32], labels: &[f32], weights: Option<&[f32]>) -> Option<f64> {
     assert_eq!(
         scores.len(),
@@ -20,6 +20,9 @@ pub fn auc(scores: &[f32], labels: &[f32], weights: Option<&[f32]>) -> Option<f6
     );
     if let Some(w) = weights {
         assert_eq!(w.len(), scores.len(), "weights and scores differ in length");
+    }
+    if scores.iter().any(|s| s.is_nan()) {
+        return None;
     }
     let mut order: Vec<u32> = (0..scores.len() as u32).collect();
     order.sort_unstable_by(|&a, &b| scores[a as usize].total_cmp(&scores[b as usize]));
@@ -75,6 +78,15 @@ mod tests {
         assert!((exact - brute_force(&scores, &labels)).abs() < 1e-12);
         assert_eq!(auc(&[0.5; 4], &[0.0, 1.0, 0.0, 1.0], None), Some(0.5));
         assert_eq!(auc(&[0.5; 2], &[1.0, 1.0], None), None);
+    }
+
+    #[test]
+    fn non_finite_scores_terminate() {
+        let labels = [0.0, 1.0, 0.0, 1.0];
+        assert_eq!(auc(&[0.1, f32::NAN, 0.3, 0.9], &labels, None), None);
+        assert_eq!(auc(&[f32::NAN; 4], &labels, None), None);
+        let inf = [f32::NEG_INFINITY, f32::INFINITY, 0.0, f32::INFINITY];
+        assert_eq!(auc(&inf, &labels, None), Some(1.0));
     }
 
     #[test]

@@ -128,7 +128,8 @@ impl MetricState {
             "mean_absolute_error" => ratio(self.abs, self.n),
             "auc" => {
                 let w = (!self.weights.is_empty()).then_some(self.weights.as_slice());
-                auc(&self.scores, &self.labels, w).unwrap_or(0.0)
+                // Undefined (one class only, or a NaN score) is reported as NaN, never as a number.
+                auc(&self.scores, &self.labels, w).unwrap_or(f64::NAN)
             }
             _ => f64::NAN,
         }

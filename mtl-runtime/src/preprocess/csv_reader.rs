@@ -165,6 +165,18 @@ impl RowReader for CsvRows {
             return Ok(false);
         }
         if self.record.len() != self.columns.len() {
+            // An unterminated quote swallows the rest of the file into one field: the last
+            // record then holds a line break and too few fields.
+            if self.reader.is_done() && self.record.iter().any(|f| f.contains('\n')) {
+                return Err(Error::record(
+                    &self.path,
+                    self.line,
+                    None,
+                    "a quote opened on this line is never closed, so the rest of the file was \
+                     read as one field; close the quote (or double it, `\"\"`, inside a quoted \
+                     field)",
+                ));
+            }
             let origin = if self.options.names.is_some() {
                 "column names given"
             } else {

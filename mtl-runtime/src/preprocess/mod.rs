@@ -31,7 +31,8 @@
 //!
 //! Modules: [`source`] (inputs and the row reader), [`csv_reader`] (CSV options and parsing),
 //! `parquet_reader` (raw Parquet), [`categorify`], [`normalize`], [`targets`], [`split`],
-//! [`pipeline`] (roles, fitting, writing, reports), [`presets`] (the Census-Income layout).
+//! [`pipeline`] (roles, fitting, writing, reports), [`presets`] (the Census-Income layout),
+//! `staging` (a failed run leaves the previous output whole).
 
 pub mod categorify;
 pub mod csv_reader;
@@ -41,6 +42,7 @@ pub mod pipeline;
 pub mod presets;
 pub mod source;
 pub mod split;
+mod staging;
 pub mod targets;
 
 pub use categorify::{VocabCounter, Vocabulary};

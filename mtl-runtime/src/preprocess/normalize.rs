@@ -30,6 +30,12 @@ impl StatsCounter {
         self.m2 += delta * (x - self.mean);
     }
 
+    /// Whether the statistics are finite (values near the limits of a double overflow the
+    /// running variance).
+    pub fn is_finite(&self) -> bool {
+        self.mean.is_finite() && self.m2.is_finite()
+    }
+
     pub fn finish(&self, log1p: bool, fill: Option<f64>) -> Normalizer {
         let var = if self.n > 1 {
             self.m2 / (self.n - 1) as f64

@@ -25,6 +25,7 @@ use serde_json::json;
 
 use super::categorify::{VocabCounter, Vocabulary};
 use super::normalize::{Normalizer, StatsCounter};
+use super::staging::write_staged;
 use super::source::{Input, Row, RowReader};
 use super::split::Split;
 use super::targets::Target;
@@ -141,12 +142,18 @@ impl PreprocessConfig {
 
     /// Preprocesses one table: split it by [`PreprocessConfig::split`], fit on the first
     /// split, write every split under `out_dir/<split name>/`.
+    /// A run that fails leaves a previous output in `out_dir` as it was.
     pub fn run(&self, input: &Input, out_dir: impl AsRef<Path>) -> Result<PreprocessReport> {
         self.split.check()?;
         let fitted = self.fit_rows(input, Some(&self.split))?;
         let names = self.split.names();
-        let splits = fitted.write_rows(input, &names, Some(&self.split), out_dir.as_ref())?;
-        fitted.report(out_dir.as_ref(), splits)
+        let out = out_dir.as_ref();
+        let mut report = write_staged(out, |stage| {
+            let splits = fitted.write_rows(input, &names, Some(&self.split), stage)?;
+            fitted.report(stage, splits)
+        })?;
+        report.relocate(out);
+        Ok(report)
     }
 
     /// Preprocesses tables that are already split: fit on `train` (all of it), then write
@@ -159,11 +166,15 @@ impl PreprocessConfig {
     ) -> Result<PreprocessReport> {
         let out = out_dir.as_ref();
         let fitted = self.fit(train)?;
-        let mut splits = fitted.write_rows(train, &["train"], None, out)?;
-        for (name, input) in others {
-            splits.extend(fitted.write_rows(input, &[name], None, out)?);
-        }
-        fitted.report(out, splits)
+        let mut report = write_staged(out, |stage| {
+            let mut splits = fitted.write_rows(train, &["train"], None, stage)?;
+            for (name, input) in others {
+                splits.extend(fitted.write_rows(input, &[name], None, stage)?);
+            }
+            fitted.report(stage, splits)
+        })?;
+        report.relocate(out);
+        Ok(report)
     }
 
     /// Fits vocabularies and statistics on every row of `input`.
@@ -206,6 +217,17 @@ impl PreprocessConfig {
                     }
                     Role::Weight | Role::Drop => {}
                 }
+            }
+        }
+        for (i, col) in plan.columns.iter().enumerate() {
+            if col.role == Role::Continuous && !stats[i].is_finite() {
+                let (file, _) = reader.position();
+                return Err(Error::column(
+                    file,
+                    &col.name,
+                    "its values are too large to standardise (their variance overflows a \
+                     double); rescale the column, or give it `log1p`",
+                ));
             }
         }
         let mut vocabularies = Vec::new();
@@ -516,9 +538,12 @@ impl Fitted {
     }
 
     /// Encodes every row of `input` into `out_dir` (Parquet + `schema.json`).
+    /// A run that fails leaves a previous output in `out_dir` as it was.
     pub fn transform(&self, input: &Input, out_dir: &Path) -> Result<SplitReport> {
-        let mut reports = self.write_rows_to(input, &[out_dir.to_path_buf()], None)?;
+        let mut reports =
+            write_staged(out_dir, |stage| self.write_rows_to(input, &[stage.to_path_buf()], None))?;
         let mut report = reports.remove(0);
+        report.dir = out_dir.to_path_buf();
         report.name = out_dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -619,10 +644,33 @@ impl Fitted {
                                     as f32
                             }
                         };
+                        if !x.is_finite() {
+                            let (file, line) = reader.position();
+                            return Err(Error::record(
+                                file,
+                                line,
+                                Some(&col.name),
+                                format!(
+                                    "the standardised value of `{}` is beyond the float32 range \
+                                     (±3.4e38) the data is written in; rescale the column or give \
+                                     it `log1p`",
+                                    raw.map_or("null".into(), |r| r.to_string())
+                                ),
+                            ));
+                        }
                         w.floats[i].push(x);
                     }
                     Role::Weight => match number(&*reader, &row, col)? {
-                        Some(x) => w.floats[i].push(x as f32),
+                        Some(x) if (x as f32).is_finite() => w.floats[i].push(x as f32),
+                        Some(x) => {
+                            let (file, line) = reader.position();
+                            return Err(Error::record(
+                                file,
+                                line,
+                                Some(&col.name),
+                                format!("the weight {x} is beyond the float32 range (±3.4e38)"),
+                            ));
+                        }
                         None => {
                             let (file, line) = reader.position();
                             return Err(Error::record(
@@ -794,6 +842,17 @@ pub struct PreprocessReport {
 }
 
 impl PreprocessReport {
+    /// Points the report at `out` (where the staged output was moved).
+    fn relocate(&mut self, out: &Path) {
+        let stage = self.out_dir.clone();
+        for split in &mut self.splits {
+            if let Ok(rest) = split.dir.strip_prefix(&stage) {
+                split.dir = out.join(rest);
+            }
+        }
+        self.out_dir = out.to_path_buf();
+    }
+
     pub fn split(&self, name: &str) -> Option<&SplitReport> {
         self.splits.iter().find(|s| s.name == name)
     }

@@ -85,15 +85,16 @@ impl Ctx<'_> {
 
     fn float(&self, field: &Field) -> Result<f64> {
         let t = self.token(field)?;
-        let t = t.trim_end_matches(['f', 'F']);
+        // The special names first: `inf` ends in the `f` suffix of float literals (`1.5f`).
         match t.to_ascii_lowercase().as_str() {
-            "inf" | "infinity" => Ok(f64::INFINITY),
-            "-inf" | "-infinity" => Ok(f64::NEG_INFINITY),
-            "nan" => Ok(f64::NAN),
-            _ => t
-                .parse()
-                .map_err(|_| self.err(field, format!("expected a number, found `{t}`"))),
+            "inf" | "infinity" | "inff" | "infinityf" => return Ok(f64::INFINITY),
+            "-inf" | "-infinity" | "-inff" | "-infinityf" => return Ok(f64::NEG_INFINITY),
+            "nan" | "nanf" => return Ok(f64::NAN),
+            _ => {}
         }
+        let t = t.trim_end_matches(['f', 'F']);
+        t.parse()
+            .map_err(|_| self.err(field, format!("expected a number, found `{t}`")))
     }
 
     fn bool(&self, field: &Field) -> Result<bool> {

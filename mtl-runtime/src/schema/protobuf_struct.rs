@@ -100,16 +100,26 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The deepest `Struct`/`ListValue` nesting accepted (Merlin writes two levels); the bound
+/// keeps corrupt bytes from exhausting the stack.
+const MAX_NESTING: usize = 64;
+
 /// Decodes the bytes of a `google.protobuf.Struct`.
 pub(crate) fn decode_struct(bytes: &[u8]) -> Decoded<Map<String, Value>> {
-    struct_fields(Reader {
-        buf: bytes,
-        pos: 0,
-        base: 0,
-    })
+    struct_fields(
+        Reader {
+            buf: bytes,
+            pos: 0,
+            base: 0,
+        },
+        0,
+    )
 }
 
-fn struct_fields(mut r: Reader<'_>) -> Decoded<Map<String, Value>> {
+fn struct_fields(mut r: Reader<'_>, depth: usize) -> Decoded<Map<String, Value>> {
+    if depth >= MAX_NESTING {
+        return r.err(format!("values nested more than {MAX_NESTING} deep"));
+    }
     let mut map = Map::new();
     while !r.done() {
         if let (1, Wire::Bytes(mut entry)) = r.field()? {
@@ -121,7 +131,7 @@ fn struct_fields(mut r: Reader<'_>) -> Decoded<Map<String, Value>> {
                         Ok(s) => key = Some(s.to_string()),
                         Err(_) => return k.err("map key is not UTF-8"),
                     },
-                    (2, Wire::Bytes(v)) => value = decode_value(v)?,
+                    (2, Wire::Bytes(v)) => value = decode_value(v, depth + 1)?,
                     _ => {} // unknown fields are skipped, as protobuf requires
                 }
             }
@@ -134,7 +144,10 @@ fn struct_fields(mut r: Reader<'_>) -> Decoded<Map<String, Value>> {
     Ok(map)
 }
 
-fn decode_value(mut r: Reader<'_>) -> Decoded<Value> {
+fn decode_value(mut r: Reader<'_>, depth: usize) -> Decoded<Value> {
+    if depth >= MAX_NESTING {
+        return r.err(format!("values nested more than {MAX_NESTING} deep"));
+    }
     let mut value = Value::Null;
     while !r.done() {
         value = match r.field()? {
@@ -145,12 +158,12 @@ fn decode_value(mut r: Reader<'_>) -> Decoded<Value> {
                 Err(_) => return s.err("string value is not UTF-8"),
             },
             (4, Wire::Varint(b)) => Value::Bool(b != 0),
-            (5, Wire::Bytes(s)) => Value::Object(struct_fields(s)?),
+            (5, Wire::Bytes(s)) => Value::Object(struct_fields(s, depth + 1)?),
             (6, Wire::Bytes(mut list)) => {
                 let mut items = Vec::new();
                 while !list.done() {
                     if let (1, Wire::Bytes(v)) = list.field()? {
-                        items.push(decode_value(v)?);
+                        items.push(decode_value(v, depth + 1)?);
                     }
                 }
                 Value::Array(items)
@@ -197,6 +210,37 @@ mod tests {
             Value::Object(map),
             serde_json::json!({"n": null, "d": 32.0, "s": "hi", "b": true, "l": [false]})
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        // Struct{fields: {"k": Value{struct_value: Struct{...}}}} nested 2,000 times.
+        let mut bytes = Vec::new();
+        for _ in 0..2_000 {
+            let mut entry = vec![(1 << 3) | 2, 1, b'k', (2 << 3) | 2];
+            let mut inner = vec![(5 << 3) | 2];
+            push_len(&mut inner, bytes.len());
+            inner.extend(&bytes);
+            push_len(&mut entry, inner.len());
+            entry.extend(inner);
+            bytes = vec![(1 << 3) | 2];
+            push_len(&mut bytes, entry.len());
+            bytes.extend(entry);
+        }
+        let err = decode_struct(&bytes).unwrap_err();
+        assert!(err.message.contains("nested more than 64"), "{}", err.message);
+    }
+
+    fn push_len(v: &mut Vec<u8>, mut n: usize) {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                v.push(b);
+                return;
+            }
+            v.push(b | 0x80);
+        }
     }
 
     #[test]

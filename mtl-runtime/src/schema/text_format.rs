@@ -211,13 +211,20 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Message> {
     let mut parser = Parser {
         peeked: None,
         lexer: &mut lexer,
+        depth: 0,
     };
     parser.message(None)
 }
 
+/// The deepest message nesting accepted. TensorFlow Metadata schemas nest four or five levels;
+/// the bound keeps a malicious or corrupt file from exhausting the stack.
+pub(crate) const MAX_NESTING: usize = 64;
+
 struct Parser<'l, 'a> {
     lexer: &'l mut Lexer<'a>,
     peeked: Option<Option<(Tok, usize)>>,
+    /// Messages open around the current position.
+    depth: usize,
 }
 
 impl Parser<'_, '_> {
@@ -241,6 +248,19 @@ impl Parser<'_, '_> {
 
     /// Fields until `close` (or end of input for the top level).
     fn message(&mut self, close: Option<char>) -> Result<Message> {
+        if self.depth >= MAX_NESTING {
+            return Err(self.lexer.err(
+                self.line(),
+                format!("messages are nested more than {MAX_NESTING} deep; a schema never is: the file is corrupt"),
+            ));
+        }
+        self.depth += 1;
+        let msg = self.message_fields(close);
+        self.depth -= 1;
+        msg
+    }
+
+    fn message_fields(&mut self, close: Option<char>) -> Result<Message> {
         let mut msg = Message::default();
         loop {
             let Some((tok, line)) = self.bump()? else {
@@ -417,6 +437,15 @@ mod tests {
         );
         assert_eq!(f.all("tag").count(), 2);
         assert_eq!(f.get("int_domain").unwrap().line, 6);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = "a {".repeat(20_000);
+        let err = parse(&deep, "deep.pbtxt").unwrap_err().to_string();
+        assert!(err.contains("nested more than 64") && err.contains("deep.pbtxt"), "{err}");
+        let ok = format!("{}{}", "a {".repeat(10), "}".repeat(10));
+        assert!(parse(&ok, "ok.pbtxt").is_ok());
     }
 
     #[test]

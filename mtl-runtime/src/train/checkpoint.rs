@@ -1,15 +1,23 @@
 //! Checkpoints: dense network, embedding tables, both optimizers' state and the model's spec in
-//! one safetensors file, written atomically.
+//! one safetensors file.
 //!
 //! Tensors: `dense/<parameter>` (every dense tensor, batch-norm statistics included),
 //! `embedding/<table>` `[rows, dim]`, `row_opt/<table>/{m,v,steps}`,
 //! `dense_opt/<parameter>/{m,v}`. Metadata: `mtl.spec` (features and tasks as JSON), `mtl.step`,
-//! `mtl.dense_opt.t`. The file is written to `<path>.tmp` and renamed over `<path>`, so a crash
-//! never leaves a half-written checkpoint. Loading checks the spec first and names the first
-//! feature or task that differs.
+//! `mtl.dense_opt.t`, `mtl.checksum` (xxHash64 of every tensor's name, shape and bytes).
+//!
+//! **Saving is atomic**: the file is written to a temporary file of its own in the same
+//! directory (unique per process and call, so concurrent savers never share one), flushed to
+//! disk (`fsync`), renamed over the target and the directory entry flushed too; on any error the
+//! temporary is removed. A reader (or a crash) sees the old checkpoint or the new one, whole.
+//!
+//! **Loading is all-or-nothing**: the spec is checked first (naming the first feature or task
+//! that differs), then the checksum, then every tensor's presence, dtype and exact shape; only
+//! when everything is valid does anything in the trainer change.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
 
 use ::safetensors::tensor::{Dtype as SDtype, SafeTensors, TensorView};
 use dfdx::prelude::*;
@@ -90,13 +98,6 @@ fn u32_bytes(v: &[u32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn read_f32(view: &TensorView<'_>) -> Vec<f32> {
-    view.data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
 struct Entry {
     dtype: SDtype,
     shape: Vec<usize>,
@@ -138,12 +139,28 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for DenseWriter<'_> {
     }
 }
 
-struct DenseReader<'a, 'd> {
-    file: &'a SafeTensors<'d>,
-    missing: Option<String>,
+/// The name and shape of every dense tensor of a network.
+struct DenseShapes(Vec<(String, Vec<usize>)>);
+
+impl<D: Device<f32>> TensorVisitor<f32, D> for DenseShapes {
+    type Viewer = (ViewTensorRef, ViewTensorName);
+    type Err = D::Err;
+    type E2 = f32;
+    type D2 = D;
+    fn visit<S: Shape>(
+        &mut self,
+        _: TensorOptions<S, f32, D>,
+        (t, name): (&Tensor<S, f32, D>, String),
+    ) -> Result<Option<Tensor<S, f32, D>>, D::Err> {
+        self.0.push((name, t.shape().concrete().into_iter().collect()));
+        Ok(None)
+    }
 }
 
-impl<D: Device<f32>> TensorVisitor<f32, D> for DenseReader<'_, '_> {
+/// Writes staged values (validated beforehand) into a network's tensors.
+struct DenseWrite<'a>(&'a HashMap<String, Vec<f32>>);
+
+impl<D: Device<f32>> TensorVisitor<f32, D> for DenseWrite<'_> {
     type Viewer = (ViewTensorMut, ViewTensorName);
     type Err = D::Err;
     type E2 = f32;
@@ -153,13 +170,57 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for DenseReader<'_, '_> {
         _: TensorOptions<S, f32, D>,
         (t, name): (&mut Tensor<S, f32, D>, String),
     ) -> Result<Option<Tensor<S, f32, D>>, D::Err> {
-        match self.file.tensor(&format!("dense/{name}")) {
-            Ok(view) if view.data().len() == t.as_vec().len() * 4 => t.copy_from(&read_f32(&view)),
-            _ => {
-                self.missing.get_or_insert(name);
-            }
+        if let Some(values) = self.0.get(&name) {
+            t.copy_from(values);
         }
         Ok(None)
+    }
+}
+
+/// xxHash64 of every tensor's name, shape and bytes, in name order.
+fn checksum<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [usize], &'a [u8])>) -> String {
+    let mut sorted: Vec<_> = tensors.into_iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut h = twox_hash::XxHash64::with_seed(0x6d74_6c5f_636b_7074);
+    for (name, shape, data) in sorted {
+        h.write(name.as_bytes());
+        h.write_u8(0);
+        for d in shape {
+            h.write_u64(*d as u64);
+        }
+        h.write_u64(data.len() as u64);
+        h.write(data);
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// A temporary file name next to `path`, unique to this process and call.
+fn temporary_path(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map_or("checkpoint".into(), |n| n.to_string_lossy().into_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    path.with_file_name(format!(
+        ".{name}.{}.{}.{nanos}.partial",
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Flushes `path`'s directory entry to disk (a rename is durable only then). Best effort on
+/// systems where directories cannot be opened.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::File::open(dir) {
+        Ok(d) => d.sync_all().or(Ok(())),
+        Err(_) => Ok(()),
     }
 }
 
@@ -217,6 +278,11 @@ where
             })
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Error::file(path, format!("cannot serialise the checkpoint: {e:?}")))?;
+        let sum = checksum(
+            entries
+                .iter()
+                .map(|(n, e)| (n.as_str(), e.shape.as_slice(), e.data.as_slice())),
+        );
         let metadata: HashMap<String, String> = [
             ("mtl.spec".to_string(), fingerprint(M::SPEC).to_string()),
             ("mtl.step".to_string(), self.step.to_string()),
@@ -224,15 +290,31 @@ where
                 "mtl.dense_opt.t".to_string(),
                 self.dense_optimizer.t.to_string(),
             ),
+            ("mtl.checksum".to_string(), sum),
         ]
         .into();
-        let tmp = path.with_extension("tmp");
-        ::safetensors::tensor::serialize_to_file(views, &Some(metadata), &tmp)
-            .map_err(|e| Error::file(&tmp, format!("cannot write the checkpoint: {e:?}")))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        let tmp = temporary_path(path);
+        let written = ::safetensors::tensor::serialize_to_file(views, &Some(metadata), &tmp)
+            .map_err(|e| Error::file(path, format!("cannot write the checkpoint: {e:?}")))
+            .and_then(|()| {
+                // Durable before it becomes visible.
+                let f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&tmp)
+                    .map_err(|e| Error::io(&tmp, e))?;
+                f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+                drop(f);
+                std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+                sync_parent(path).map_err(|e| Error::io(path, e))
+            });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
     }
 
-    /// Restores a checkpoint written by [`Trainer::save_checkpoint`] for the same model.
+    /// Restores a checkpoint written by [`Trainer::save_checkpoint`] for the same model. Either
+    /// everything is restored or, on any error, nothing changes.
     pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -251,75 +333,129 @@ where
         }
         let file = SafeTensors::deserialize(&bytes)
             .map_err(|e| bad(format!("corrupt checkpoint: {e:?}")))?;
-        let mut reader = DenseReader {
-            file: &file,
-            missing: None,
-        };
-        M::Built::iter_tensors(&mut RecursiveWalker {
-            m: (&mut self.network, String::new()),
-            f: &mut reader,
-        })
-        .map_err(|e| Error::invalid(format!("device error: {e:?}")))?;
-        if let Some(name) = reader.missing {
-            return Err(bad(format!(
-                "dense parameter `{name}` is missing or has another shape"
-            )));
-        }
-        self.row_optimizer.ensure_state(&self.embeddings.tables);
-        for (i, table) in self.embeddings.tables.iter_mut().enumerate() {
-            let view = file
-                .tensor(&format!("embedding/{}", table.name))
-                .map_err(|_| bad(format!("table `{}` is missing", table.name)))?;
-            let weights = read_f32(&view);
-            if weights.len() != table.weights.len() {
+        // Checkpoints from before checksums were written carry none.
+        if let Some(expected) = info.get("mtl.checksum") {
+            let tensors = file.tensors();
+            let found = checksum(
+                tensors
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.shape(), v.data())),
+            );
+            if &found != expected {
                 return Err(bad(format!(
-                    "table `{}` has {} values, the model {}",
-                    table.name,
-                    weights.len(),
-                    table.weights.len()
+                    "the tensor data does not match the checksum stored with it ({found} against \
+                     {expected}): the file is corrupt; restore it from a copy"
                 )));
             }
-            table.weights = weights;
-            let state = &mut self.row_optimizer.state[i];
-            if let Ok(v) = file.tensor(&format!("row_opt/{}/m", table.name)) {
-                state.first = read_f32(&v);
+        }
+        let number = |key: &str| -> Result<u64> {
+            match info.get(key) {
+                None => Ok(0),
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| bad(format!("metadata `{key}` is not a number: {v:?}"))),
             }
-            if let Ok(v) = file.tensor(&format!("row_opt/{}/v", table.name)) {
-                state.second = read_f32(&v);
+        };
+        let (step, t) = (number("mtl.step")?, number("mtl.dense_opt.t")?);
+        // A tensor of the file, checked to be `dtype` with exactly `shape`.
+        let tensor = |name: &str, dtype: SDtype, shape: &[usize]| -> Result<Vec<u8>> {
+            let view = file
+                .tensor(name)
+                .map_err(|_| bad(format!("tensor `{name}` is missing")))?;
+            if view.dtype() != dtype || view.shape() != shape {
+                return Err(bad(format!(
+                    "tensor `{name}` is {:?} {:?}; the model needs {dtype:?} {shape:?}",
+                    view.dtype(),
+                    view.shape()
+                )));
             }
-            if let Ok(v) = file.tensor(&format!("row_opt/{}/steps", table.name)) {
-                state.steps = v
-                    .data()
-                    .chunks_exact(4)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-            }
+            Ok(view.data().to_vec())
+        };
+        let f32s = |b: Vec<u8>| -> Vec<f32> {
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        let u32s = |b: Vec<u8>| -> Vec<u32> {
+            b.chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+
+        // Stage everything, validating as we go; nothing in `self` changes yet.
+        let mut shapes = DenseShapes(Vec::new());
+        M::Built::iter_tensors(&mut RecursiveWalker {
+            m: (&self.network, String::new()),
+            f: &mut shapes,
+        })
+        .map_err(|e| Error::invalid(format!("device error: {e:?}")))?;
+        let mut dense = HashMap::new();
+        let mut numel = BTreeMap::new();
+        for (name, shape) in &shapes.0 {
+            let values = f32s(tensor(&format!("dense/{name}"), SDtype::F32, shape)?);
+            numel.insert(name.clone(), values.len());
+            dense.insert(name.clone(), values);
+        }
+        let mut tables = Vec::new();
+        for table in &self.embeddings.tables {
+            let (rows, dim) = (table.rows, table.dim);
+            let weights = f32s(tensor(&format!("embedding/{}", table.name), SDtype::F32, &[rows, dim])?);
+            // Optimizer state is absent when the checkpoint was saved before any step.
+            let optional = |name: String, dtype: SDtype, shape: &[usize]| -> Result<Option<Vec<u8>>> {
+                match file.tensor(&name) {
+                    Err(_) => Ok(None),
+                    Ok(_) => tensor(&name, dtype, shape).map(Some),
+                }
+            };
+            let m = optional(format!("row_opt/{}/m", table.name), SDtype::F32, &[rows, dim])?;
+            let v = optional(format!("row_opt/{}/v", table.name), SDtype::F32, &[rows, dim])?;
+            let steps = optional(format!("row_opt/{}/steps", table.name), SDtype::U32, &[rows])?;
+            tables.push((weights, m.map(f32s), v.map(f32s), steps.map(u32s)));
         }
         let mut moments = Vec::new();
         for (name, _) in file.tensors() {
-            if let Some(param) = name
-                .strip_prefix("dense_opt/")
-                .and_then(|n| n.strip_suffix("/m"))
-            {
-                let m = read_f32(&file.tensor(&name).map_err(|e| bad(format!("{e:?}")))?);
-                let v = file
-                    .tensor(&format!("dense_opt/{param}/v"))
-                    .map(|t| read_f32(&t))
-                    .unwrap_or_else(|_| vec![0.0; m.len()]);
-                moments.push((param.to_string(), Moments { m, v }));
-            }
+            let Some(param) = name.strip_prefix("dense_opt/").and_then(|n| n.strip_suffix("/m"))
+            else {
+                continue;
+            };
+            let n = *numel.get(param).ok_or_else(|| {
+                bad(format!("optimizer state for `{param}`, which the model does not have"))
+            })?;
+            let m = f32s(tensor(&name, SDtype::F32, &[n])?);
+            let v = f32s(tensor(&format!("dense_opt/{param}/v"), SDtype::F32, &[n])?);
+            moments.push((param.to_string(), Moments { m, v }));
         }
+        self.row_optimizer
+            .ensure_state(&self.embeddings.tables)
+            .map_err(|e| bad(e.to_string()))?;
+
+        // Everything is valid: apply.
+        let mut network = self.network.clone();
+        M::Built::iter_tensors(&mut RecursiveWalker {
+            m: (&mut network, String::new()),
+            f: &mut DenseWrite(&dense),
+        })
+        .map_err(|e| Error::invalid(format!("device error: {e:?}")))?;
         self.dense_optimizer
             .set_moments(&self.device, moments)
             .map_err(|e| bad(format!("{e:?}")))?;
-        self.step = info
-            .get("mtl.step")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        self.dense_optimizer.t = info
-            .get("mtl.dense_opt.t")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        self.network = network;
+        let adagrad = matches!(self.row_optimizer.config, crate::embedding::RowOptimizerConfig::Adagrad { .. });
+        for ((table, state), (weights, m, v, steps)) in self
+            .embeddings
+            .tables
+            .iter_mut()
+            .zip(self.row_optimizer.state.iter_mut())
+            .zip(tables)
+        {
+            table.weights = weights;
+            let n = table.rows * table.dim;
+            state.first = if adagrad { Vec::new() } else { m.unwrap_or_else(|| vec![0.0; n]) };
+            state.second = v.unwrap_or_else(|| vec![0.0; n]);
+            state.steps = steps.unwrap_or_else(|| vec![0; table.rows]);
+        }
+        self.step = step;
+        self.dense_optimizer.t = t;
         Ok(())
     }
 }

@@ -143,3 +143,72 @@ impl TrainConfig {
         self
     }
 }
+
+impl TrainConfig {
+    /// Rejects settings that cannot train: a batch of 0 rows, learning rates that are not
+    /// finite and positive, betas outside `[0, 1)`, a non-positive epsilon, a negative or
+    /// non-finite weight decay. Each error names the setting and the value.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |what: &str, v: f64, want: &str| -> crate::Result<()> {
+            Err(crate::Error::invalid(format!(
+                "{what} is {v}; it must be {want}"
+            )))
+        };
+        if self.batch_size == 0 {
+            return Err(crate::Error::invalid("batch_size is 0; it must be at least 1"));
+        }
+        let positive = |what: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                bad(what, v, "finite and > 0")
+            }
+        };
+        let beta = |what: &str, v: f64| {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                bad(what, v, "in [0, 1)")
+            }
+        };
+        let decay = |what: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                bad(what, v, "finite and >= 0")
+            }
+        };
+        positive("dense_lr (the dense learning rate)", self.dense_lr)?;
+        beta("dense_betas[0]", self.dense_betas[0])?;
+        beta("dense_betas[1]", self.dense_betas[1])?;
+        positive("dense_eps", self.dense_eps)?;
+        decay("dense_weight_decay", self.dense_weight_decay)?;
+        match self.embeddings {
+            RowOptimizerConfig::LazyAdam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                positive("the embeddings' learning rate", f64::from(lr))?;
+                beta("the embeddings' beta1", f64::from(beta1))?;
+                beta("the embeddings' beta2", f64::from(beta2))?;
+                positive("the embeddings' eps", f64::from(eps))?;
+                decay("the embeddings' weight_decay", f64::from(weight_decay))?;
+            }
+            RowOptimizerConfig::Adagrad {
+                lr,
+                initial_accumulator,
+                eps,
+                weight_decay,
+            } => {
+                positive("the embeddings' learning rate", f64::from(lr))?;
+                decay("the embeddings' initial_accumulator", f64::from(initial_accumulator))?;
+                positive("the embeddings' eps", f64::from(eps))?;
+                decay("the embeddings' weight_decay", f64::from(weight_decay))?;
+            }
+        }
+        Ok(())
+    }
+}

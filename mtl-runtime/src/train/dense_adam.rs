@@ -113,6 +113,47 @@ impl<D: Device<f32>> DenseAdam<D> {
         Ok(())
     }
 
+    /// The name of the first trainable tensor of `module` whose gradient in `grads` is not
+    /// finite (checked on the device: one sum per tensor comes back), if any.
+    pub fn first_non_finite<M: TensorCollection<f32, D>>(
+        module: &M,
+        grads: &mut Gradients<f32, D>,
+    ) -> Result<Option<String>, D::Err> {
+        struct Check<'a, D: Device<f32>> {
+            grads: &'a mut Gradients<f32, D>,
+            found: Option<String>,
+        }
+        impl<D: Device<f32>> TensorVisitor<f32, D> for Check<'_, D> {
+            type Viewer = (ViewTensorRef, ViewTensorName);
+            type Err = D::Err;
+            type E2 = f32;
+            type D2 = D;
+            fn visit<S: Shape>(
+                &mut self,
+                opts: TensorOptions<S, f32, D>,
+                (t, name): (&Tensor<S, f32, D>, String),
+            ) -> Result<Option<Tensor<S, f32, D>>, D::Err> {
+                if opts.do_gradient_update && self.found.is_none() {
+                    self.grads.try_alloc_for(t)?;
+                    // NaN and ±inf survive a sum (inf − inf is NaN).
+                    let sum = self.grads.get(t).try_sum::<(), _>()?;
+                    let mut value = [0.0f32];
+                    sum.copy_into(&mut value);
+                    if !value[0].is_finite() {
+                        self.found = Some(name);
+                    }
+                }
+                Ok(None)
+            }
+        }
+        let mut check = Check { grads, found: None };
+        M::iter_tensors(&mut RecursiveWalker {
+            m: (module, String::new()),
+            f: &mut check,
+        })?;
+        Ok(check.found)
+    }
+
     /// Host copies of every parameter's moments, by name.
     pub fn host_moments(&self) -> BTreeMap<String, Moments> {
         self.state

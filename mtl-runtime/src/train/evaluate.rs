@@ -72,6 +72,12 @@ where
     /// Loss and metrics over all of `data` (in order, no shuffling), named as Merlin names them.
     pub fn evaluate(&self, data: &Dataset) -> Result<Report> {
         let spec = M::SPEC;
+        if data.num_rows() == 0 {
+            return Err(crate::error::Error::invalid(
+                "the data to evaluate has no rows: there is nothing to compute metrics on \
+                 (check the file, or the split that produced it)",
+            ));
+        }
         let bound = self.bind(data.layout())?;
         let mut scratch = Scratch::default();
         let mut plain: Vec<MetricState> = self
@@ -100,6 +106,7 @@ where
             for (i, (task, out)) in bound.tasks.iter().zip(&outputs).enumerate() {
                 let view = BatchView::of_batch(batch);
                 task.targets(&view, &mut scratch.targets);
+                task.check_targets(&view, &scratch.targets)?;
                 task.weights(&view, &scratch.targets, &mut scratch.weights);
                 let l = host_task_loss(task.spec.kind, out, &scratch.targets, &scratch.weights);
                 task_loss_sums[i] += l * n as f64;

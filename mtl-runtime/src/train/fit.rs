@@ -158,6 +158,12 @@ where
             if let Some(p) = progress {
                 p.finish_and_clear();
             }
+            if rows == 0 {
+                return Err(Error::invalid(
+                    "the training data has no rows: nothing to train on (check the file and any \
+                     row filter or split that produced it)",
+                ));
+            }
             let seconds = start.elapsed().as_secs_f64();
             let mut train_report = Report::default();
             train_report.push("loss", loss_sum / rows.max(1) as f64);

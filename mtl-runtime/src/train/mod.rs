@@ -152,6 +152,8 @@ where
     /// Builds the network (dfdx init from the device's RNG) and the tables (seeded).
     pub fn new(device: D, config: TrainConfig) -> Result<Self> {
         let spec = M::SPEC;
+        config.validate()?;
+        crate::embedding::check_memory(spec, &config.embeddings)?;
         let network = M::try_build_on_device(&device)
             .map_err(|e| Error::invalid(format!("cannot build the network: {e:?}")))?;
         let embeddings = Embeddings::new(spec, config.seed)?;
@@ -182,7 +184,7 @@ where
     /// and starts the fused CPU engine when it will be used. Benchmarks call it before starting
     /// the clock, as PyTorch benchmarks pre-allocate their optimizer state.
     pub fn prepare(&mut self) -> Result<()> {
-        self.row_optimizer.ensure_state(&self.embeddings.tables);
+        self.row_optimizer.ensure_state(&self.embeddings.tables)?;
         self.row_optimizer.prefault();
         if self.engine.is_none() && self.uses_fused_engine() {
             self.engine = Some(Engine::new(M::SPEC, &self.network, self.config.threads)?);

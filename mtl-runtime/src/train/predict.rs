@@ -31,6 +31,21 @@ where
         path: impl AsRef<Path>,
     ) -> Result<()> {
         let path = path.as_ref();
+        // Writing over the data being scored would destroy it: refuse, whatever the spelling.
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if let Some(input) = data.files().iter().find(|f| same(f, path)) {
+            return Err(Error::file(
+                path,
+                format!(
+                    "is the file the predictions are computed from ({}); write the predictions \
+                     to another path",
+                    input.display()
+                ),
+            ));
+        }
         let predictions = self.predict(data)?;
         let base = data.record_batch(0..data.num_rows())?;
         let mut fields = Vec::new();
@@ -68,13 +83,27 @@ where
         }
         let batch = RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays)
             .map_err(|e| Error::invalid(format!("cannot assemble predictions: {e}")))?;
-        let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+        // Written next to the target and renamed over it: a failure leaves an existing file
+        // whole.
+        let tmp = path.with_file_name(format!(
+            ".{}.{}.partial",
+            path.file_name()
+                .map_or("predictions".into(), |n| n.to_string_lossy()),
+            std::process::id()
+        ));
         let io = |e: parquet::errors::ParquetError| {
             Error::file(path, format!("cannot write predictions: {e}"))
         };
-        let mut writer = ArrowWriter::try_new(file, batch.schema(), None).map_err(io)?;
-        writer.write(&batch).map_err(io)?;
-        writer.close().map_err(io)?;
-        Ok(())
+        let written = (|| {
+            let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            let mut writer = ArrowWriter::try_new(file, batch.schema(), None).map_err(io)?;
+            writer.write(&batch).map_err(io)?;
+            writer.close().map_err(io)?;
+            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
     }
 }

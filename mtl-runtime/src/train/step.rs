@@ -5,6 +5,7 @@ use dfdx::prelude::*;
 
 use std::collections::BTreeMap;
 
+use super::dense_adam::DenseAdam;
 use super::{Bound, Scratch, StepGradients, Trainer};
 use crate::data::{Batch, BatchOptions, BatchView, Dataset};
 use crate::error::{Error, Result};
@@ -67,14 +68,16 @@ where
         {
             let view = BatchView::of_batch(batch);
             task.targets(&view, &mut scratch.targets);
+            task.check_targets(&view, &scratch.targets)?;
             task.weights(&view, &scratch.targets, &mut scratch.weights);
             let loss = task_loss(task.spec.kind, out, &scratch.targets, &scratch.weights)
                 .map_err(Self::device_err)?;
             let value = loss.as_vec()[0];
             if !value.is_finite() {
                 return Err(Error::invalid(format!(
-                    "the loss of task `{}` is {value} at step {}; training stopped before the weights \
-                     were corrupted (check the data and lower the learning rate)",
+                    "the loss of task `{}` is {value} at step {}; training stopped before this step \
+                     changed any weight (check the data for extreme values, lower the learning \
+                     rate)",
                     task.spec.name, self.step
                 )));
             }
@@ -100,12 +103,25 @@ where
     ) -> Result<(Vec<f32>, f32)> {
         let (losses, total_value, mut grads, x_ref) =
             self.generic_backward(batch, bound, scratch)?;
+        // Nothing moves unless every gradient is finite.
+        let input_grad = host_values(&grads.get(&x_ref));
+        let bad = if input_grad.iter().all(|g| g.is_finite()) {
+            DenseAdam::first_non_finite(&self.network, &mut grads).map_err(Self::device_err)?
+        } else {
+            Some("the input (embeddings)".to_string())
+        };
+        if let Some(name) = bad {
+            return Err(Error::invalid(format!(
+                "the gradient of `{name}` is not finite at step {}; training stopped before this \
+                 step changed any weight (lower the learning rate, check the data)",
+                self.step
+            )));
+        }
         self.dense_optimizer
             .update(&mut self.network, &mut grads)
             .map_err(Self::device_err)?;
-        let input_grad = host_values(&grads.get(&x_ref));
         self.embeddings
-            .apply_gradient(batch, &bound.input, &input_grad, &mut self.row_optimizer);
+            .apply_gradient(batch, &bound.input, &input_grad, &mut self.row_optimizer)?;
         self.step += 1;
         Ok((losses, total_value))
     }
