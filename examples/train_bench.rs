@@ -295,9 +295,7 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
             }
             _ => {}
         }
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--model" => a.model = value,
             "--data" => a.data = Some(value),
@@ -310,9 +308,11 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
         }
     }
     if a.data.is_none() && !synthetic {
-        return Err("give --data DIR (the PyTorch reference's data: see the README's \
+        return Err(
+            "give --data DIR (the PyTorch reference's data: see the README's \
                     \"Training figures\"), or --synthetic for generated tenrec-video rows"
-            .into());
+                .into(),
+        );
     }
     Ok(a)
 }
@@ -365,7 +365,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         None => {
             println!("synthetic tenrec-video data: NOT equal work (few distinct ids)");
-            let mut splits = generate_data("tenrec-video", args.rows + args.rows / 40, &[0.975, 0.025], 42)?;
+            let mut splits = generate_data(
+                "tenrec-video",
+                args.rows + args.rows / 40,
+                &[0.975, 0.025],
+                42,
+            )?;
             let valid = splits.pop().ok_or("no validation split")?;
             (splits.pop().ok_or("no training split")?, valid)
         }

@@ -46,5 +46,5 @@ libcublasLt.so.13 e.g. from PyTorch's nvidia-* wheels):
   mkdir -p /tmp/cuda13/include && cp ship-include/* /tmp/cuda13/include/
   ldd ./train_bench | grep -E 'cuda|cublas|nvrtc|not found'
   ./cuda_tests --ignored --nocapture
-  for m in shared mmoe cgc ple; do ./train_bench --device cuda --model \$m; ./train_bench --device cuda --model \$m --batch 65536; done
+  for m in shared mmoe cgc ple; do ./train_bench --device cuda --data DATA_DIR --model \$m; ./train_bench --device cuda --data DATA_DIR --model \$m --batch 65536; done   # DATA_DIR: benches/pytorch-reference/make_data.py output
 MSG

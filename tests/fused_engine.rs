@@ -131,7 +131,7 @@ fn dataset(n: usize, seed: u64) -> Dataset {
         let i = (next() % 12) as u32;
         let price = (next() % 1000) as f32 / 250.0 - 2.0;
         // Learnable from the user and the item, with 10% of labels flipped.
-        let click = f32::from((u < 4 || i % 4 == 0) != (next() % 10 == 0));
+        let click = f32::from((u < 4 || i.is_multiple_of(4)) != (next() % 10 == 0));
         cols[0].push(price);
         cols[1].push(click);
         cols[2].push(((u * 7 + i) % 3) as f32);
@@ -189,7 +189,11 @@ fn config(fused: bool, batch: usize) -> TrainConfig {
 /// `a` and `b` agree to float32 rounding, relative to the larger magnitudes of the tensor.
 fn assert_close(what: &str, a: &[f32], b: &[f32]) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
-    let scale = a.iter().chain(b).fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let scale = a
+        .iter()
+        .chain(b)
+        .fold(0.0f32, |m, v| m.max(v.abs()))
+        .max(1e-6);
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
         assert!(
             (x - y).abs() <= 1e-4 * scale + 1e-7,
@@ -229,7 +233,10 @@ where
         assert_close(&format!("{name} {param}"), &fused.dense[param], g);
         nonzero += usize::from(g.iter().any(|v| *v != 0.0));
     }
-    assert!(nonzero * 2 > generic.dense.len(), "{name}: most gradients are non-zero");
+    assert!(
+        nonzero * 2 > generic.dense.len(),
+        "{name}: most gradients are non-zero"
+    );
     assert_close(&format!("{name} input"), &fused.input, &generic.input);
 }
 
@@ -282,7 +289,12 @@ where
         f: &mut c,
     })
     .unwrap();
-    c.0.extend(t.embeddings.tables.iter().flat_map(|tb| tb.weights.iter().copied()));
+    c.0.extend(
+        t.embeddings
+            .tables
+            .iter()
+            .flat_map(|tb| tb.weights.iter().copied()),
+    );
     c.0
 }
 
@@ -323,7 +335,10 @@ fn the_fused_path_learns_like_the_generic_path() {
     let (fused, generic) = (run(true), run(false));
     for name in ["loss", "click/binary_output/auc"] {
         let (f, g) = (fused.get(name).unwrap(), generic.get(name).unwrap());
-        assert!((f - g).abs() < 0.02 * g.abs().max(0.5), "{name}: fused {f} vs generic {g}");
+        assert!(
+            (f - g).abs() < 0.02 * g.abs().max(0.5),
+            "{name}: fused {f} vs generic {g}"
+        );
     }
     assert!(fused.get("click/binary_output/auc").unwrap() > 0.75);
 }
@@ -381,9 +396,17 @@ fn a_failed_step_changes_no_weight() {
         data.schema().clone(),
         ["user", "item"]
             .iter()
-            .map(|c| (c.to_string(), ColumnValues::Ids(data.ids(c).unwrap().to_vec())))
+            .map(|c| {
+                (
+                    c.to_string(),
+                    ColumnValues::Ids(data.ids(c).unwrap().to_vec()),
+                )
+            })
             .chain(["price", "kind"].iter().map(|c| {
-                (c.to_string(), ColumnValues::Floats(data.floats(c).unwrap().to_vec()))
+                (
+                    c.to_string(),
+                    ColumnValues::Floats(data.floats(c).unwrap().to_vec()),
+                )
             }))
             .chain([
                 ("watch".to_string(), ColumnValues::Floats(bad)),
@@ -397,7 +420,10 @@ fn a_failed_step_changes_no_weight() {
         cfg.shuffle = false;
         let mut failing = Trainer::<MlpModel>::new(Cpu::seed_from_u64(2), cfg.clone()).unwrap();
         let err = failing.fit(&data, None).unwrap_err().to_string();
-        assert!(err.contains("task `watch`") && err.contains("step 1"), "{err}");
+        assert!(
+            err.contains("task `watch`") && err.contains("step 1"),
+            "{err}"
+        );
         // The reference: one step on the first batch only.
         let mut one = Trainer::<MlpModel>::new(Cpu::seed_from_u64(2), cfg).unwrap();
         one.fit(&data.slice(0..100), None).unwrap();

@@ -385,7 +385,8 @@ fn lazy_adam_moves_only_the_rows_a_batch_touched_once_per_distinct_id() {
     assert_eq!(input[0], 0.5);
     let grad: Vec<f32> = (0..4 * width).map(|i| (i % 7) as f32 - 3.0).collect();
     let mut opt = RowOptimizer::new(RowOptimizerConfig::default());
-    emb.apply_gradient(batch, &binding, &grad, &mut opt).unwrap();
+    emb.apply_gradient(batch, &binding, &grad, &mut opt)
+        .unwrap();
     let table = &emb.tables[0];
     for id in 0..10 {
         let moved = table.row(id) != before.tables[0].row(id);

@@ -68,7 +68,6 @@ impl InputBinding {
     pub fn input_width(&self) -> usize {
         self.input_width
     }
-
 }
 
 /// The error for an id beyond its table (possible when the dataset's schema states no domain).
@@ -86,14 +85,17 @@ pub(crate) fn id_beyond_table(id: u32, feature: &str, table: &EmbeddingTable) ->
 pub fn check_memory(spec: &ModelSpec, optimizer: &RowOptimizerConfig) -> Result<()> {
     let state = RowOptimizer::new(*optimizer);
     let mut tables: Vec<(&str, usize, usize)> = Vec::new();
-    for f in spec.features.iter().filter(|f| f.kind == FeatureKind::Categorical) {
+    for f in spec
+        .features
+        .iter()
+        .filter(|f| f.kind == FeatureKind::Categorical)
+    {
         if !tables.iter().any(|t| t.0 == f.table) {
             tables.push((f.table, f.cardinality, f.dim));
         }
     }
-    let bytes = |rows: usize, dim: usize| {
-        (rows as u128) * (dim as u128) * 4 + state.state_bytes(rows, dim)
-    };
+    let bytes =
+        |rows: usize, dim: usize| (rows as u128) * (dim as u128) * 4 + state.state_bytes(rows, dim);
     let total: u128 = tables.iter().map(|&(_, r, d)| bytes(r, d)).sum();
     let Some(available) = crate::memory::available_bytes() else {
         return Ok(());
@@ -105,7 +107,10 @@ pub fn check_memory(spec: &ModelSpec, optimizer: &RowOptimizerConfig) -> Result<
     let list: Vec<String> = tables
         .iter()
         .map(|&(name, r, d)| {
-            format!("`{name}` {r} rows x {d} dims: {}", crate::memory::human_bytes(bytes(r, d)))
+            format!(
+                "`{name}` {r} rows x {d} dims: {}",
+                crate::memory::human_bytes(bytes(r, d))
+            )
         })
         .collect();
     Err(Error::invalid(format!(
@@ -461,18 +466,24 @@ impl RowOptimizer {
     /// Touches every page of the state so that training does not pay the first-touch page
     /// faults of a huge table (the allocation is lazily mapped by the OS).
     pub(crate) fn prefault(&mut self) {
-        fn touch<T: Copy + Default>(v: &mut [T]) {
-            // One write per 4 KiB page maps it; volatile so that it is not optimised away.
+        use rayon::prelude::*;
+        fn touch<T: Copy + Send>(v: &mut [T]) {
+            // Rewriting one value per 4 KiB page maps the page without changing it (state that
+            // is already in use keeps its values); volatile so that it is not optimised away.
             let step = (4096 / std::mem::size_of::<T>()).max(1);
             for i in (0..v.len()).step_by(step) {
                 // SAFETY: `i < v.len()`, the pointer is valid and aligned for T.
-                unsafe { std::ptr::write_volatile(v.as_mut_ptr().add(i), T::default()) };
+                unsafe {
+                    let p = v.as_mut_ptr().add(i);
+                    std::ptr::write_volatile(p, std::ptr::read_volatile(p));
+                }
             }
         }
+        const SPAN: usize = 1 << 22;
         for s in &mut self.state {
-            touch(&mut s.first);
-            touch(&mut s.second);
-            touch(&mut s.steps);
+            s.first.par_chunks_mut(SPAN).for_each(touch);
+            s.second.par_chunks_mut(SPAN).for_each(touch);
+            s.steps.par_chunks_mut(SPAN).for_each(touch);
         }
     }
 }

@@ -42,11 +42,11 @@ pub mod fused;
 #[cfg(feature = "engine")]
 mod memory;
 #[cfg(feature = "engine")]
-mod simd;
-#[cfg(feature = "engine")]
 pub mod nn;
 #[cfg(feature = "engine")]
 pub mod preprocess;
+#[cfg(feature = "engine")]
+mod simd;
 #[cfg(feature = "engine")]
 pub mod train;
 #[cfg(feature = "engine")]

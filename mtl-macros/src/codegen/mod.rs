@@ -180,7 +180,9 @@ pub fn expand(model: &Model) -> TokenStream {
         let kind = match t.kind {
             crate::model::TaskKind::Binary => quote!(#p::spec::TaskKind::Binary),
             crate::model::TaskKind::Regression => quote!(#p::spec::TaskKind::Regression),
-            crate::model::TaskKind::Multiclass(classes) => quote!(#p::spec::TaskKind::Multiclass { classes: #classes }),
+            crate::model::TaskKind::Multiclass(classes) => {
+                quote!(#p::spec::TaskKind::Multiclass { classes: #classes })
+            }
         };
         let lw = t.loss_weight as f32;
         let cw = match t.class_weights {

@@ -227,7 +227,10 @@ impl Source {
                 let (path, index) = (part.path.clone(), chunk.index);
                 Ok(Box::new(reader.map(move |b| {
                     b.map_err(|e| {
-                        Error::file(&path, format!("cannot decode chunk {index} of this file: {e}"))
+                        Error::file(
+                            &path,
+                            format!("cannot decode chunk {index} of this file: {e}"),
+                        )
                     })
                 })))
             }

@@ -33,8 +33,8 @@ mod files;
 mod layout;
 mod policy;
 mod stream;
-mod view;
 pub mod synthetic;
+mod view;
 mod write;
 
 pub use batch::{Batch, BatchOptions, BatchSource, Batches};

@@ -128,6 +128,9 @@ impl StreamingDataset {
     }
 }
 
+/// The remaining record batches of a chunk being read.
+type Slices = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
 /// Rows decoded at a time from a streamed row group.
 pub const READ_SLICE_ROWS: usize = 65_536;
 
@@ -139,7 +142,7 @@ pub struct StreamingBatches<'a> {
     order: Vec<usize>,
     next_chunk: usize,
     /// The chunk being read (its index and the rows decoded so far) and its remaining slices.
-    reading: Option<(usize, usize, Box<dyn Iterator<Item = Result<RecordBatch>> + Send>)>,
+    reading: Option<(usize, usize, Slices)>,
     /// The decoded slice being consumed.
     pending: ColumnBuffers,
     pending_pos: usize,
@@ -173,11 +176,8 @@ impl StreamingBatches<'_> {
                 };
                 self.next_chunk += 1;
                 let chunk = source.chunks[chunk_idx];
-                let slices = source.chunk_slices(
-                    &chunk,
-                    &self.dataset.layout.names(),
-                    READ_SLICE_ROWS,
-                )?;
+                let slices =
+                    source.chunk_slices(&chunk, &self.dataset.layout.names(), READ_SLICE_ROWS)?;
                 self.reading = Some((chunk_idx, 0, slices));
             }
             let Some((chunk_idx, offset, slices)) = self.reading.as_mut() else {

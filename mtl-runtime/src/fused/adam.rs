@@ -37,7 +37,8 @@ impl AdamStep {
         for i in 0..n {
             m[i] = b1 * m[i] + (1.0 - b1) * g[i];
             v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
-            w[i] -= self.lr * ((m[i] / c1) / ((v[i] / c2).sqrt() + self.eps) + self.weight_decay * w[i]);
+            w[i] -= self.lr
+                * ((m[i] / c1) / ((v[i] / c2).sqrt() + self.eps) + self.weight_decay * w[i]);
         }
     }
 }

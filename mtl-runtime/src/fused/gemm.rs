@@ -130,6 +130,12 @@ mod tests {
     fn a_view_beyond_its_slice_panics() {
         let a = [1.0f32; 5];
         let mut dst = [0.0f32; 4];
-        matmul(&mut dst, 2, false, Mat::rows(&a, 2, 3, 3), Mat::rows(&a, 3, 2, 2));
+        matmul(
+            &mut dst,
+            2,
+            false,
+            Mat::rows(&a, 2, 3, 3),
+            Mat::rows(&a, 3, 2, 2),
+        );
     }
 }

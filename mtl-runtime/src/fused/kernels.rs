@@ -479,7 +479,11 @@ mod tests {
             p[i] += 1e-3;
             m[i] -= 1e-3;
             let numeric = (loss(&p) - loss(&m)) / 2e-3;
-            assert!((numeric - dz[i]).abs() < 1e-3, "{i}: {numeric} vs {}", dz[i]);
+            assert!(
+                (numeric - dz[i]).abs() < 1e-3,
+                "{i}: {numeric} vs {}",
+                dz[i]
+            );
         }
     }
 }

@@ -82,6 +82,9 @@ struct Chunk {
     error: Option<Error>,
 }
 
+/// Each task's loss, every parameter's gradient by name, the input's gradient.
+pub(crate) type ProbedGradients = (Vec<f32>, Vec<(String, Vec<f32>)>, Vec<f32>);
+
 /// What one training step reads.
 pub(crate) struct StepInput<'a> {
     pub view: BatchView<'a>,
@@ -212,10 +215,7 @@ impl Engine {
     }
 
     /// Adam's moments by parameter name (missing names start at zero).
-    pub fn load_moments<'a>(
-        &mut self,
-        moments: impl Fn(&str) -> Option<(&'a [f32], &'a [f32])>,
-    ) {
+    pub fn load_moments<'a>(&mut self, moments: impl Fn(&str) -> Option<(&'a [f32], &'a [f32])>) {
         for (name, o, len) in &self.entries {
             let (m, v) = (&mut self.m[*o..o + len], &mut self.v[*o..o + len]);
             match moments(name) {
@@ -249,7 +249,11 @@ impl Engine {
 
     /// Phase 1: every chunk's forward and backward pass. Returns the number of chunks, each
     /// task's loss `Σ wᵢ·ℓᵢ / B` and the weighted total; a non-finite loss is an error.
-    fn run_chunks(&mut self, input: &StepInput, embeddings: &Embeddings) -> Result<(usize, Vec<f32>, f32)> {
+    fn run_chunks(
+        &mut self,
+        input: &StepInput,
+        embeddings: &Embeddings,
+    ) -> Result<(usize, Vec<f32>, f32)> {
         let b = input.view.len();
         let n = Engine::chunk_count(b);
         if self.chunks.len() < n {
@@ -277,7 +281,17 @@ impl Engine {
                     Err(poisoned) => poisoned.into_inner(),
                 };
                 ch.error = ch
-                    .run(&mut ws, plan, params, total_params, &view, input, tables, b, i)
+                    .run(
+                        &mut ws,
+                        plan,
+                        params,
+                        total_params,
+                        &view,
+                        input,
+                        tables,
+                        b,
+                        i,
+                    )
                     .err();
             })
         });
@@ -373,7 +387,15 @@ impl Engine {
                         .par_iter_mut()
                         .enumerate()
                         .map(|(p, o)| {
-                            o.accumulate(p, threads, &chunk_grads, features, tables, &rows, input_width)
+                            o.accumulate(
+                                p,
+                                threads,
+                                &chunk_grads,
+                                features,
+                                tables,
+                                &rows,
+                                input_width,
+                            )
                         })
                         .reduce(|| true, |a, b| a && b)
                 },
@@ -425,7 +447,7 @@ impl Engine {
         &mut self,
         input: &StepInput,
         embeddings: &Embeddings,
-    ) -> Result<(Vec<f32>, Vec<(String, Vec<f32>)>, Vec<f32>)> {
+    ) -> Result<ProbedGradients> {
         let (n, losses, _) = self.run_chunks(input, embeddings)?;
         let range = self.params.len().max(1);
         let (grad, chunks) = (&mut self.grad, &self.chunks[..n]);

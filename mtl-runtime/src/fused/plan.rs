@@ -239,9 +239,9 @@ impl Builder {
             });
             start += m.width;
         }
-        let needs_pre = segments
-            .iter()
-            .any(|s| !matches!(s.activation, Activation::Relu | Activation::Linear) || s.dropout > 0.0);
+        let needs_pre = segments.iter().any(|s| {
+            !matches!(s.activation, Activation::Relu | Activation::Linear) || s.dropout > 0.0
+        });
         let pre = needs_pre.then(|| {
             self.plan.pre_widths.push(out_width);
             self.plan.pre_widths.len() - 1
@@ -368,13 +368,23 @@ impl Builder {
         let h = moe.expert.out_width();
         let (n, s) = (lay.task_experts, lay.experts);
         let ple = lay.kind == MoeKind::Ple;
-        let pfx = |l: usize| if ple { format!("level_{l}.") } else { String::new() };
+        let pfx = |l: usize| {
+            if ple {
+                format!("level_{l}.")
+            } else {
+                String::new()
+            }
+        };
         // The gates of level l that the forward pass uses: (field, task, columns).
         let gates = |l: usize| {
             let mut g: Vec<(String, Option<usize>, Vec<usize>)> = Vec::new();
             if lay.has_task_gates(l) {
                 for (i, t) in tasks.iter().enumerate() {
-                    g.push((t.name.to_string(), Some(i), lay.task_gate_columns(i, t_count)));
+                    g.push((
+                        t.name.to_string(),
+                        Some(i),
+                        lay.task_gate_columns(i, t_count),
+                    ));
                 }
             }
             if lay.shared_gate_in_forward(l) {
@@ -407,8 +417,10 @@ impl Builder {
             }
         }
         let x_out = self.fused(x, x_members);
-        let mut first: HashMap<(usize, String), Cols> =
-            x_gates.into_iter().zip(x_out[1..].iter().copied()).collect();
+        let mut first: HashMap<(usize, String), Cols> = x_gates
+            .into_iter()
+            .zip(x_out[1..].iter().copied())
+            .collect();
 
         let mut prev_task: Vec<Option<Cols>> = vec![None; t_count];
         let mut prev_shared: Option<Cols> = None;
@@ -435,12 +447,11 @@ impl Builder {
                     let mut members = Vec::new();
                     let count = if task.is_some() { n } else { s };
                     if count > 0 {
-                        let group = task.map_or("shared".to_string(), |t| tasks[t].name.to_string());
+                        let group =
+                            task.map_or("shared".to_string(), |t| tasks[t].name.to_string());
                         members.push(expert_member(format!("{}experts.{group}", pfx(l)), count));
                     }
-                    let gate = level_gates
-                        .iter()
-                        .find(|g| reads_level && g.1 == task);
+                    let gate = level_gates.iter().find(|g| reads_level && g.1 == task);
                     if let Some((field, _, cols)) = gate {
                         members.push(gate_first(l, field, cols.len()));
                     }
@@ -477,11 +488,18 @@ impl Builder {
                 let first_out = first[&(l, field.clone())];
                 let logits = match &moe.gate {
                     Some(gm) => {
-                        let hidden =
-                            self.mlp_from(first_out, &format!("{}gates.{field}.hidden", pfx(l)), gm, 1);
+                        let hidden = self.mlp_from(
+                            first_out,
+                            &format!("{}gates.{field}.hidden", pfx(l)),
+                            gm,
+                            1,
+                        );
                         self.layer(
                             hidden,
-                            Member::projection(format!("{}gates.{field}.weight", pfx(l)), cols.len()),
+                            Member::projection(
+                                format!("{}gates.{field}.weight", pfx(l)),
+                                cols.len(),
+                            ),
                         )
                     }
                     None => first_out,
@@ -507,7 +525,8 @@ impl Builder {
     /// Marks, for every gradient write, whether it is the first one to its columns (backward
     /// order), and lists the columns read but never written (to zero).
     fn settle_gradients(&mut self) {
-        let mut written: Vec<Vec<bool>> = self.plan.widths.iter().map(|&w| vec![false; w]).collect();
+        let mut written: Vec<Vec<bool>> =
+            self.plan.widths.iter().map(|&w| vec![false; w]).collect();
         // The loss writes every head's gradient.
         for h in &self.plan.heads {
             written[h.buf][h.start..h.start + h.width].fill(true);

@@ -86,6 +86,7 @@ pub(crate) struct ChunkGrads<'a> {
 impl Owner {
     /// Sums the gradient rows of the ids this owner handles (`id % owners == index`) for every
     /// table; returns whether every sum is finite.
+    #[allow(clippy::too_many_arguments)]
     pub fn accumulate(
         &mut self,
         index: usize,

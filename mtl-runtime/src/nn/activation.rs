@@ -93,7 +93,12 @@ mod tests {
         for (i, &x0) in xs.iter().enumerate() {
             let f = |v: f32| A::apply(dev.tensor([v])).unwrap().array()[0];
             let numeric = (f(x0 + 1e-3) - f(x0 - 1e-3)) / 2e-3;
-            assert!((numeric - g[i]).abs() < 2e-3, "{} at {x0}: {numeric} vs {}", A::NAME, g[i]);
+            assert!(
+                (numeric - g[i]).abs() < 2e-3,
+                "{} at {x0}: {numeric} vs {}",
+                A::NAME,
+                g[i]
+            );
             assert!((values[i] - f(x0)).abs() < 1e-6);
         }
     }

@@ -25,9 +25,9 @@ use serde_json::json;
 
 use super::categorify::{VocabCounter, Vocabulary};
 use super::normalize::{Normalizer, StatsCounter};
-use super::staging::write_staged;
 use super::source::{Input, Row, RowReader};
 use super::split::Split;
+use super::staging::write_staged;
 use super::targets::Target;
 use crate::data::{ColumnValues, Dataset};
 use crate::error::{Error, Result};
@@ -540,8 +540,9 @@ impl Fitted {
     /// Encodes every row of `input` into `out_dir` (Parquet + `schema.json`).
     /// A run that fails leaves a previous output in `out_dir` as it was.
     pub fn transform(&self, input: &Input, out_dir: &Path) -> Result<SplitReport> {
-        let mut reports =
-            write_staged(out_dir, |stage| self.write_rows_to(input, &[stage.to_path_buf()], None))?;
+        let mut reports = write_staged(out_dir, |stage| {
+            self.write_rows_to(input, &[stage.to_path_buf()], None)
+        })?;
         let mut report = reports.remove(0);
         report.dir = out_dir.to_path_buf();
         report.name = out_dir

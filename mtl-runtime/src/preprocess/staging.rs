@@ -17,7 +17,11 @@ pub(crate) fn write_staged<T>(out: &Path, write: impl FnOnce(&Path) -> Result<T>
     use std::sync::atomic::{AtomicU64, Ordering};
     static RUNS: AtomicU64 = AtomicU64::new(0);
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let tag = format!("{}-{}", std::process::id(), RUNS.fetch_add(1, Ordering::Relaxed));
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    );
     let stage = out.join(format!(".mtl-staging-{tag}"));
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir(&stage).map_err(|e| Error::io(&stage, e))?;
@@ -92,7 +96,10 @@ mod tests {
             Err(Error::invalid("boom"))
         });
         assert!(failed.is_err());
-        assert_eq!(std::fs::read_to_string(out.join("train/part_0.parquet")).unwrap(), "old");
+        assert_eq!(
+            std::fs::read_to_string(out.join("train/part_0.parquet")).unwrap(),
+            "old"
+        );
         let ok = write_staged(&out, |stage| {
             std::fs::create_dir(stage.join("train")).unwrap();
             std::fs::write(stage.join("train/part_0.parquet"), "new").unwrap();
@@ -100,8 +107,14 @@ mod tests {
             Ok(7)
         });
         assert_eq!(ok.unwrap(), 7);
-        assert_eq!(std::fs::read_to_string(out.join("train/part_0.parquet")).unwrap(), "new");
-        assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "mine");
+        assert_eq!(
+            std::fs::read_to_string(out.join("train/part_0.parquet")).unwrap(),
+            "new"
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+            "mine"
+        );
         let names: Vec<String> = std::fs::read_dir(&out)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

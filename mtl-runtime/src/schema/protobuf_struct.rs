@@ -228,7 +228,11 @@ mod tests {
             bytes.extend(entry);
         }
         let err = decode_struct(&bytes).unwrap_err();
-        assert!(err.message.contains("nested more than 64"), "{}", err.message);
+        assert!(
+            err.message.contains("nested more than 64"),
+            "{}",
+            err.message
+        );
     }
 
     fn push_len(v: &mut Vec<u8>, mut n: usize) {

@@ -443,7 +443,10 @@ mod tests {
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
         let deep = "a {".repeat(20_000);
         let err = parse(&deep, "deep.pbtxt").unwrap_err().to_string();
-        assert!(err.contains("nested more than 64") && err.contains("deep.pbtxt"), "{err}");
+        assert!(
+            err.contains("nested more than 64") && err.contains("deep.pbtxt"),
+            "{err}"
+        );
         let ok = format!("{}{}", "a {".repeat(10), "}".repeat(10));
         assert!(parse(&ok, "ok.pbtxt").is_ok());
     }

@@ -152,7 +152,8 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for DenseShapes {
         _: TensorOptions<S, f32, D>,
         (t, name): (&Tensor<S, f32, D>, String),
     ) -> Result<Option<Tensor<S, f32, D>>, D::Err> {
-        self.0.push((name, t.shape().concrete().into_iter().collect()));
+        self.0
+            .push((name, t.shape().concrete().into_iter().collect()));
         Ok(None)
     }
 }
@@ -399,27 +400,48 @@ where
         let mut tables = Vec::new();
         for table in &self.embeddings.tables {
             let (rows, dim) = (table.rows, table.dim);
-            let weights = f32s(tensor(&format!("embedding/{}", table.name), SDtype::F32, &[rows, dim])?);
+            let weights = f32s(tensor(
+                &format!("embedding/{}", table.name),
+                SDtype::F32,
+                &[rows, dim],
+            )?);
             // Optimizer state is absent when the checkpoint was saved before any step.
-            let optional = |name: String, dtype: SDtype, shape: &[usize]| -> Result<Option<Vec<u8>>> {
-                match file.tensor(&name) {
-                    Err(_) => Ok(None),
-                    Ok(_) => tensor(&name, dtype, shape).map(Some),
-                }
-            };
-            let m = optional(format!("row_opt/{}/m", table.name), SDtype::F32, &[rows, dim])?;
-            let v = optional(format!("row_opt/{}/v", table.name), SDtype::F32, &[rows, dim])?;
-            let steps = optional(format!("row_opt/{}/steps", table.name), SDtype::U32, &[rows])?;
+            let optional =
+                |name: String, dtype: SDtype, shape: &[usize]| -> Result<Option<Vec<u8>>> {
+                    match file.tensor(&name) {
+                        Err(_) => Ok(None),
+                        Ok(_) => tensor(&name, dtype, shape).map(Some),
+                    }
+                };
+            let m = optional(
+                format!("row_opt/{}/m", table.name),
+                SDtype::F32,
+                &[rows, dim],
+            )?;
+            let v = optional(
+                format!("row_opt/{}/v", table.name),
+                SDtype::F32,
+                &[rows, dim],
+            )?;
+            let steps = optional(
+                format!("row_opt/{}/steps", table.name),
+                SDtype::U32,
+                &[rows],
+            )?;
             tables.push((weights, m.map(f32s), v.map(f32s), steps.map(u32s)));
         }
         let mut moments = Vec::new();
         for (name, _) in file.tensors() {
-            let Some(param) = name.strip_prefix("dense_opt/").and_then(|n| n.strip_suffix("/m"))
+            let Some(param) = name
+                .strip_prefix("dense_opt/")
+                .and_then(|n| n.strip_suffix("/m"))
             else {
                 continue;
             };
             let n = *numel.get(param).ok_or_else(|| {
-                bad(format!("optimizer state for `{param}`, which the model does not have"))
+                bad(format!(
+                    "optimizer state for `{param}`, which the model does not have"
+                ))
             })?;
             let m = f32s(tensor(&name, SDtype::F32, &[n])?);
             let v = f32s(tensor(&format!("dense_opt/{param}/v"), SDtype::F32, &[n])?);
@@ -440,7 +462,10 @@ where
             .set_moments(&self.device, moments)
             .map_err(|e| bad(format!("{e:?}")))?;
         self.network = network;
-        let adagrad = matches!(self.row_optimizer.config, crate::embedding::RowOptimizerConfig::Adagrad { .. });
+        let adagrad = matches!(
+            self.row_optimizer.config,
+            crate::embedding::RowOptimizerConfig::Adagrad { .. }
+        );
         for ((table, state), (weights, m, v, steps)) in self
             .embeddings
             .tables
@@ -450,7 +475,11 @@ where
         {
             table.weights = weights;
             let n = table.rows * table.dim;
-            state.first = if adagrad { Vec::new() } else { m.unwrap_or_else(|| vec![0.0; n]) };
+            state.first = if adagrad {
+                Vec::new()
+            } else {
+                m.unwrap_or_else(|| vec![0.0; n])
+            };
             state.second = v.unwrap_or_else(|| vec![0.0; n]);
             state.steps = steps.unwrap_or_else(|| vec![0; table.rows]);
         }

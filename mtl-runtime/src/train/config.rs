@@ -155,7 +155,9 @@ impl TrainConfig {
             )))
         };
         if self.batch_size == 0 {
-            return Err(crate::Error::invalid("batch_size is 0; it must be at least 1"));
+            return Err(crate::Error::invalid(
+                "batch_size is 0; it must be at least 1",
+            ));
         }
         let positive = |what: &str, v: f64| {
             if v.is_finite() && v > 0.0 {
@@ -204,7 +206,10 @@ impl TrainConfig {
                 weight_decay,
             } => {
                 positive("the embeddings' learning rate", f64::from(lr))?;
-                decay("the embeddings' initial_accumulator", f64::from(initial_accumulator))?;
+                decay(
+                    "the embeddings' initial_accumulator",
+                    f64::from(initial_accumulator),
+                )?;
                 positive("the embeddings' eps", f64::from(eps))?;
                 decay("the embeddings' weight_decay", f64::from(weight_decay))?;
             }

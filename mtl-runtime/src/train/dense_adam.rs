@@ -73,8 +73,14 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for Step<'_, D> {
         let [b1, b2] = opt.betas;
         let c1 = 1.0 - b1.powi(opt.t.min(i32::MAX as u64) as i32);
         let c2 = 1.0 - b2.powi(opt.t.min(i32::MAX as u64) as i32);
-        s.m = s.m.clone().try_mul(b1)?.try_add(g.clone().try_mul(1.0 - b1)?)?;
-        s.v = s.v.clone().try_mul(b2)?.try_add(g.try_square()?.try_mul(1.0 - b2)?)?;
+        s.m =
+            s.m.clone()
+                .try_mul(b1)?
+                .try_add(g.clone().try_mul(1.0 - b1)?)?;
+        s.v =
+            s.v.clone()
+                .try_mul(b2)?
+                .try_add(g.try_square()?.try_mul(1.0 - b2)?)?;
         let m_hat = s.m.clone().try_div(c1)?;
         let denom = s.v.clone().try_div(c2)?.try_sqrt()?.try_add(opt.eps)?;
         let update = m_hat

@@ -64,7 +64,7 @@ where
         ) -> Result<(Box<dyn BatchSource + 'd>, Option<usize>)>,
         valid: Option<&Dataset>,
     ) -> Result<History> {
-        self.prepare()?;
+        self.start()?;
         if let Some(engine) = &mut self.engine {
             // The network is the parameters' home between calls: start from it.
             engine.load_params(&self.network)?;
@@ -226,5 +226,4 @@ where
         bar.set_prefix(prefix.to_string());
         Some(bar)
     }
-
 }

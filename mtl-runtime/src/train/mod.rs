@@ -179,13 +179,21 @@ where
         })
     }
 
-    /// Gets training ready ahead of `fit` (which calls it itself): allocates the optimizer state
-    /// of every table row and maps its memory (so the first steps do not pay for page faults),
-    /// and starts the fused CPU engine when it will be used. Benchmarks call it before starting
-    /// the clock, as PyTorch benchmarks pre-allocate their optimizer state.
+    /// Gets training ready ahead of `fit`: allocates the optimizer state of every table row,
+    /// maps all of its memory now (so the first epoch does not pay for page faults) and starts
+    /// the fused CPU engine when it will be used. `fit` does the same without mapping the
+    /// state up front: memory of rows never touched then costs nothing, which matters for huge,
+    /// sparsely used tables. Benchmarks call `prepare` before starting the clock, as PyTorch
+    /// benchmarks pre-allocate their optimizer state.
     pub fn prepare(&mut self) -> Result<()> {
-        self.row_optimizer.ensure_state(&self.embeddings.tables)?;
+        self.start()?;
         self.row_optimizer.prefault();
+        Ok(())
+    }
+
+    /// Allocates the row-optimizer state (lazily mapped) and starts the fused engine if used.
+    fn start(&mut self) -> Result<()> {
+        self.row_optimizer.ensure_state(&self.embeddings.tables)?;
         if self.engine.is_none() && self.uses_fused_engine() {
             self.engine = Some(Engine::new(M::SPEC, &self.network, self.config.threads)?);
         }
@@ -205,7 +213,9 @@ where
     pub fn engine_name(&self) -> String {
         if self.uses_fused_engine() {
             "fused-cpu".into()
-        } else if let (true, Some(why)) = (self.config.fused_cpu, crate::fused::unsupported(M::SPEC)) {
+        } else if let (true, Some(why)) =
+            (self.config.fused_cpu, crate::fused::unsupported(M::SPEC))
+        {
             format!("generic ({why})")
         } else {
             "generic".into()
@@ -244,7 +254,6 @@ where
     fn device_err(e: impl std::fmt::Debug) -> Error {
         Error::invalid(format!("device error: {e:?}"))
     }
-
 }
 
 /// What [`Trainer::step_gradients`] returns.

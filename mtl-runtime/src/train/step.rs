@@ -22,7 +22,11 @@ where
 {
     /// One step of the fused CPU engine on `view`; returns the unweighted per-task losses and
     /// the total.
-    pub(super) fn fused_step(&mut self, view: &BatchView, bound: &Bound) -> Result<(Vec<f32>, f32)> {
+    pub(super) fn fused_step(
+        &mut self,
+        view: &BatchView,
+        bound: &Bound,
+    ) -> Result<(Vec<f32>, f32)> {
         let opt = &self.dense_optimizer;
         let adam = AdamStep::new(opt.lr, opt.betas, opt.eps, opt.weight_decay, opt.t + 1);
         let input = StepInput {
@@ -52,7 +56,12 @@ where
         batch: &Batch,
         bound: &Bound,
         scratch: &mut Scratch,
-    ) -> Result<(Vec<f32>, f32, Gradients<f32, D>, crate::model::DynBatch<f32, D>)> {
+    ) -> Result<(
+        Vec<f32>,
+        f32,
+        Gradients<f32, D>,
+        crate::model::DynBatch<f32, D>,
+    )> {
         let x = self.input(batch, bound, scratch)?;
         let x_ref = x.clone();
         let outputs = self
@@ -120,8 +129,12 @@ where
         self.dense_optimizer
             .update(&mut self.network, &mut grads)
             .map_err(Self::device_err)?;
-        self.embeddings
-            .apply_gradient(batch, &bound.input, &input_grad, &mut self.row_optimizer)?;
+        self.embeddings.apply_gradient(
+            batch,
+            &bound.input,
+            &input_grad,
+            &mut self.row_optimizer,
+        )?;
         self.step += 1;
         Ok((losses, total_value))
     }
@@ -136,7 +149,7 @@ where
         let batch = batches
             .next()
             .ok_or_else(|| Error::invalid("no rows to take gradients on"))?;
-        self.prepare()?;
+        self.start()?;
         if let Some(engine) = &mut self.engine {
             engine.load_params(&self.network)?;
             let input = StepInput {
