@@ -53,6 +53,16 @@ pub enum Error {
     Invalid(String),
 }
 
+/// A number as a person reads it in a message: `1e300`, not three hundred digits.
+#[allow(dead_code)] // used by the `engine` modules only
+pub(crate) fn number(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e16).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
 impl Error {
     pub(crate) fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io {

@@ -190,7 +190,7 @@ impl Decoder<'_> {
         for_each_f64(array, |row, v| match v {
             // Checked after the conversion: a finite f64 can overflow f32.
             Some(v) if v.is_finite() && !(v as f32).is_finite() => {
-                too_large.note(row, || v.to_string());
+                too_large.note(row, || crate::error::number(v));
                 bad_rows.push(row);
                 dst.push(f32::NAN);
             }

@@ -41,6 +41,8 @@ pub use batch::{Batch, BatchOptions, BatchSource, Batches};
 pub use dataset::{ColumnValues, Dataset, Head};
 pub use layout::{ColumnKind, ColumnSlot, Layout};
 pub use policy::{ColumnRepairs, IdPolicy, LoadOptions, LoadReport, NullPolicy};
-pub use stream::{StreamingBatches, StreamingDataset, DEFAULT_SHUFFLE_BUFFER_ROWS};
+pub use stream::{
+    StreamingBatches, StreamingDataset, DEFAULT_SHUFFLE_BUFFER_ROWS, READ_SLICE_ROWS,
+};
 pub use view::BatchView;
 pub use write::WriteOptions;

@@ -538,3 +538,31 @@ impl Chunk {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The finiteness checks that keep a bad step from changing any weight.
+    #[test]
+    fn gradient_sums_report_non_finite_values() {
+        let chunk = |g: Vec<f32>| Chunk {
+            param_grad: g,
+            ..Chunk::default()
+        };
+        let chunks = [chunk(vec![1.0, 2.0, 3.0]), chunk(vec![0.5, 0.5, 0.5])];
+        let mut sum = vec![0.0; 3];
+        assert!(Engine::sum_dense(&mut sum, &chunks, 2));
+        assert_eq!(sum, [1.5, 2.5, 3.5], "summed in chunk order");
+        let chunks = [
+            chunk(vec![1.0, f32::MAX, 3.0]),
+            chunk(vec![0.5, f32::MAX, 0.5]),
+        ];
+        assert!(
+            !Engine::sum_dense(&mut sum, &chunks, 2),
+            "an overflowing sum"
+        );
+        let chunks = [chunk(vec![1.0, 2.0, f32::NAN])];
+        assert!(!Engine::sum_dense(&mut sum[..3], &chunks, 1));
+    }
+}

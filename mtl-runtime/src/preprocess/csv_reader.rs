@@ -165,16 +165,20 @@ impl RowReader for CsvRows {
             return Ok(false);
         }
         if self.record.len() != self.columns.len() {
-            // An unterminated quote swallows the rest of the file into one field: the last
-            // record then holds a line break and too few fields.
-            if self.reader.is_done() && self.record.iter().any(|f| f.contains('\n')) {
+            // An unterminated quote swallows the following lines into one field: the record
+            // then holds a line break and the wrong number of fields.
+            if self.record.iter().any(|f| f.contains('\n')) {
                 return Err(Error::record(
                     &self.path,
                     self.line,
                     None,
-                    "a quote opened on this line is never closed, so the rest of the file was \
-                     read as one field; close the quote (or double it, `\"\"`, inside a quoted \
-                     field)",
+                    format!(
+                        "a quote opened on this line is never closed: its field runs over line \
+                         breaks and the record has {} fields instead of {}; close the quote (or \
+                         double it, `\"\"`, inside a quoted field)",
+                        self.record.len(),
+                        self.columns.len()
+                    ),
                 ));
             }
             let origin = if self.options.names.is_some() {

@@ -214,20 +214,23 @@ impl PreprocessConfig {
                             None => None,
                         };
                         stats[i].add(x);
+                        if !stats[i].is_finite() {
+                            let (file, line) = reader.position();
+                            return Err(Error::record(
+                                file,
+                                line,
+                                Some(&col.name),
+                                format!(
+                                    "`{}` is too large to standardise with the other values (the \
+                                     column's variance overflows a double); rescale the column \
+                                     or give it `log1p`",
+                                    raw.map_or("null".into(), crate::error::number)
+                                ),
+                            ));
+                        }
                     }
                     Role::Weight | Role::Drop => {}
                 }
-            }
-        }
-        for (i, col) in plan.columns.iter().enumerate() {
-            if col.role == Role::Continuous && !stats[i].is_finite() {
-                let (file, _) = reader.position();
-                return Err(Error::column(
-                    file,
-                    &col.name,
-                    "its values are too large to standardise (their variance overflows a \
-                     double); rescale the column, or give it `log1p`",
-                ));
             }
         }
         let mut vocabularies = Vec::new();
@@ -655,7 +658,7 @@ impl Fitted {
                                     "the standardised value of `{}` is beyond the float32 range \
                                      (±3.4e38) the data is written in; rescale the column or give \
                                      it `log1p`",
-                                    raw.map_or("null".into(), |r| r.to_string())
+                                    raw.map_or("null".into(), crate::error::number)
                                 ),
                             ));
                         }
@@ -669,7 +672,10 @@ impl Fitted {
                                 file,
                                 line,
                                 Some(&col.name),
-                                format!("the weight {x} is beyond the float32 range (±3.4e38)"),
+                                format!(
+                                    "the weight {} is beyond the float32 range (±3.4e38)",
+                                    crate::error::number(x)
+                                ),
                             ));
                         }
                         None => {
