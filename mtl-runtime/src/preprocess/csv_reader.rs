@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::source::{Row, RowReader};
+use super::rows::{Row, RowReader};
 use crate::error::{Error, Result};
 
 /// How to read a delimited text file.

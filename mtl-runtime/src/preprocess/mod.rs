@@ -29,10 +29,11 @@
 //! # Ok::<(), mtl_runtime::Error>(())
 //! ```
 //!
-//! Modules: [`source`] (inputs and the row reader), [`csv_reader`] (CSV options and parsing),
-//! `parquet_reader` (raw Parquet), [`categorify`], [`normalize`], [`targets`], [`split`],
-//! [`pipeline`] (roles, fitting, writing, reports), [`presets`] (the Census-Income layout),
-//! `staging` (a failed run leaves the previous output whole).
+//! Modules: [`source`] (inputs), `rows` (the row reader every input format implements),
+//! [`csv_reader`] (CSV options and parsing), `parquet_reader` (raw Parquet), [`categorify`],
+//! [`normalize`], [`targets`], [`split`], [`pipeline`] (roles, fitting, writing, reports),
+//! [`presets`] (the Census-Income layout), `staging` (a failed run leaves the previous output
+//! whole).
 
 pub mod categorify;
 pub mod csv_reader;
@@ -40,6 +41,7 @@ pub mod normalize;
 mod parquet_reader;
 pub mod pipeline;
 pub mod presets;
+mod rows;
 pub mod source;
 pub mod split;
 mod staging;

@@ -17,7 +17,7 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
-use super::source::{Row, RowReader};
+use super::rows::{Row, RowReader};
 use crate::error::{Error, Result};
 
 pub(crate) struct ParquetRows {

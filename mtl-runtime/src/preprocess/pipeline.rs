@@ -25,7 +25,8 @@ use serde_json::json;
 
 use super::categorify::{VocabCounter, Vocabulary};
 use super::normalize::{Normalizer, StatsCounter};
-use super::source::{Input, Row, RowReader};
+use super::rows::{Row, RowReader};
+use super::source::Input;
 use super::split::Split;
 use super::staging::write_staged;
 use super::targets::Target;

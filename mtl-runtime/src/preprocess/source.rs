@@ -1,14 +1,11 @@
 //! Raw input tables: where rows come from ([`Input`]: a CSV file, optionally gzipped, or
-//! Parquet) and the row-at-a-time reader the pipeline streams through ([`RowReader`]).
-//!
-//! Every reader hands out rows as trimmed text with nulls already recognised, so the fitting
-//! and encoding steps see one representation whatever the file format. Reading is streaming:
-//! a reader holds one record (CSV) or one record batch (Parquet) at a time.
+//! Parquet), and opening the reader each kind needs (see `rows` for what readers hand out).
 
 use std::path::{Path, PathBuf};
 
 use super::csv_reader::{CsvOptions, CsvRows};
 use super::parquet_reader::ParquetRows;
+use super::rows::RowReader;
 use crate::error::Result;
 
 /// A raw table to preprocess.
@@ -60,33 +57,4 @@ impl Input {
             Input::Parquet { path } => Box::new(ParquetRows::open(path)?),
         })
     }
-}
-
-/// One row: `values[i]` is column `i`'s text (trimmed when the reader trims), `nulls[i]` whether
-/// it is missing. Buffers are reused from row to row.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Row {
-    pub values: Vec<String>,
-    pub nulls: Vec<bool>,
-}
-
-impl Row {
-    pub fn get(&self, i: usize) -> Option<&str> {
-        (!self.nulls[i]).then(|| self.values[i].as_str())
-    }
-
-    pub fn resize(&mut self, n: usize) {
-        self.values.resize(n, String::new());
-        self.nulls.resize(n, false);
-    }
-}
-
-/// A streaming reader of rows.
-pub(crate) trait RowReader {
-    /// Column names, in file order.
-    fn columns(&self) -> &[String];
-    /// Reads the next row into `row`; `false` at the end of the input.
-    fn next_row(&mut self, row: &mut Row) -> Result<bool>;
-    /// The file and 1-based line (CSV) or row (Parquet) of the row last read, for errors.
-    fn position(&self) -> (&Path, u64);
 }

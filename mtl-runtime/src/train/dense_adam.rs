@@ -207,18 +207,14 @@ mod tests {
             let g = [0.3f32 * step as f32, -0.2, 0.05];
             let mut grads = Gradients::leaky();
             grads.get_or_alloc_mut(&w).unwrap().copy_from_slice(&g);
-            struct One<'a>(&'a mut Tensor<Rank1<3>, f32, Cpu>);
+            // One step of the update, as `update` runs it on every tensor of a module.
             opt.t += 1;
             let mut s = Step {
                 opt: &mut opt,
                 grads: &mut grads,
             };
-            let t = One(&mut w);
-            s.visit(
-                TensorOptions::reset_to_zeros(),
-                (&mut *t.0, "w".to_string()),
-            )
-            .unwrap();
+            s.visit(TensorOptions::reset_to_zeros(), (&mut w, "w".to_string()))
+                .unwrap();
             let (c1, c2) = (1.0 - 0.9f32.powi(step), 1.0 - 0.999f32.powi(step));
             for i in 0..3 {
                 m[i] = 0.9 * m[i] + 0.1 * g[i];
