@@ -8,6 +8,7 @@
 
 mod check;
 mod codegen;
+mod keywords;
 mod model;
 mod parse;
 
@@ -23,7 +24,10 @@ pub fn mtl_model(input: TokenStream) -> TokenStream {
     };
     let (model, errors) = check::resolve(&def);
     match model {
-        Some(model) => codegen::expand(&model).into(),
-        None => codegen::fallback(errors.into_vec(), Some((def.attrs, def.vis, def.name))).into(),
+        Some(model) => {
+            errors.check();
+            codegen::expand(&model).into()
+        }
+        None => codegen::fallback(errors.check(), Some((def.attrs, def.vis, def.name))).into(),
     }
 }

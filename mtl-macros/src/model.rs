@@ -144,8 +144,7 @@ use mtl_runtime::spec::{MoeKind, MoeLayout};
 /// `mmoe(..)`, `moe(..)`, `cgc(..)` or `ple(..)`: a stack of `levels` expert levels (one unless
 /// `ple`). Level l has `T·task_experts + experts` experts, all `expert`-shaped.
 pub struct Moe {
-    /// `mmoe`, `moe`, `cgc` or `ple`.
-    pub kind: &'static str,
+    pub kind: MoeKind,
     /// Shared experts (all experts of `mmoe`/`moe`).
     pub experts: usize,
     /// Experts of each task (`cgc`/`ple`; 0 otherwise).
@@ -169,12 +168,7 @@ impl Moe {
     /// The wiring rules, shared with the runtime's fused engine.
     pub fn layout(&self) -> MoeLayout {
         MoeLayout {
-            kind: match self.kind {
-                "moe" => MoeKind::Moe,
-                "cgc" => MoeKind::Cgc,
-                "ple" => MoeKind::Ple,
-                _ => MoeKind::Mmoe,
-            },
+            kind: self.kind,
             experts: self.experts,
             task_experts: self.task_experts,
             levels: self.levels,
@@ -214,13 +208,13 @@ impl Moe {
 
     pub fn describe(&self) -> String {
         let gate = self.gate.as_ref().map_or("none".to_string(), Mlp::describe);
-        let experts = if matches!(self.kind, "cgc" | "ple") {
+        let experts = if matches!(self.kind, MoeKind::Cgc | MoeKind::Ple) {
             format!("{} per task + {} shared", self.task_experts, self.experts)
         } else {
             self.experts.to_string()
         };
         let mut extra = String::new();
-        if self.kind == "ple" {
+        if self.kind == MoeKind::Ple {
             extra = format!(
                 ", {} levels, gate input {}",
                 self.levels,
@@ -230,12 +224,12 @@ impl Moe {
                 }
             );
         }
-        if self.kind == "cgc" && self.shared_gate {
+        if self.kind == MoeKind::Cgc && self.shared_gate {
             extra.push_str(", shared gate");
         }
         format!(
             "{}({} experts {}, gate {}, temperature {}{})",
-            self.kind,
+            self.kind.keyword(),
             experts,
             self.expert.describe(),
             gate,

@@ -23,6 +23,8 @@ use quote::{format_ident, quote};
 use syn::Ident;
 
 use super::{mlp_type, private, visit_fields};
+use mtl_runtime::spec::MoeKind;
+
 use crate::model::{Mlp, Model, Moe};
 
 /// What the generated MoE body is made of, for `codegen::expand` to place.
@@ -76,7 +78,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn ple(&self) -> bool {
-        self.moe.kind == "ple"
+        self.moe.kind == MoeKind::Ple
     }
 
     /// `self` or `self.level_<l>`.

@@ -1,0 +1,160 @@
+//! The `inputs` section, or the inputs inferred from the schema as Merlin's `InputBlockV2`.
+
+use std::collections::HashSet;
+
+use mtl_runtime::schema::{Schema, Tag};
+use mtl_runtime::spec::infer_embedding_dim;
+use proc_macro2::Span;
+
+use super::options::{kind_call, positive_int, Options};
+use super::Errors;
+use crate::model::{Feature, FeatureKind};
+use crate::parse::{ModelDef, Value};
+
+pub fn is_target(s: &Schema, name: &str) -> bool {
+    s.get(name).is_some_and(|c| c.has_tag(&Tag::Target))
+}
+
+pub fn explicit_inputs(
+    value: &Value,
+    schema: Option<&(Span, Schema)>,
+    errors: &mut Errors,
+) -> Vec<Feature> {
+    let Value::Map { entries, .. } = value else {
+        errors.at(
+            value.span(),
+            "`inputs` is a block: `inputs: { user_id: categorical(dim = 32), price: continuous }`",
+        );
+        return Vec::new();
+    };
+    let mut features: Vec<Feature> = Vec::new();
+    for entry in entries {
+        let name = entry.key.to_string();
+        if features.iter().any(|f| f.name == name) {
+            errors.at(
+                entry.key.span(),
+                format!("input `{name}` is declared twice"),
+            );
+            continue;
+        }
+        let column = schema.and_then(|(_, s)| s.get(&name));
+        if let Some((_, s)) = schema {
+            if column.is_none() {
+                errors.at(
+                    entry.key.span(),
+                    format!(
+                        "input `{name}` is not a column of the schema; columns: {}",
+                        s.column_names().join(", ")
+                    ),
+                );
+                continue;
+            }
+            if is_target(s, &name) {
+                errors.at(
+                    entry.key.span(),
+                    format!("`{name}` is a target in the schema and cannot also be an input"),
+                );
+                continue;
+            }
+        }
+        let Some(call) = kind_call(
+            &entry.value,
+            "expected `categorical(..)` or `continuous(..)`",
+            errors,
+        ) else {
+            continue;
+        };
+        match call.name.to_string().as_str() {
+            "categorical" => {
+                let mut opts = Options::new(call, &format!("categorical input `{name}`"), errors);
+                let cardinality = match opts.take("cardinality") {
+                    Some((k, v)) => positive_int(v, k, errors).map(|c| c as u64),
+                    None => match column.and_then(|c| c.cardinality()) {
+                        Some(c) => Some(c),
+                        None => {
+                            let why = if column.is_some() {
+                                "its schema column has no int domain"
+                            } else {
+                                "there is no schema"
+                            };
+                            errors.at(entry.key.span(), format!("the cardinality of `{name}` is unknown ({why}): write `categorical(cardinality = N)`"));
+                            None
+                        }
+                    },
+                };
+                let dim = match opts.take("dim") {
+                    Some((k, v)) => positive_int(v, k, errors),
+                    None => cardinality.map(infer_embedding_dim),
+                };
+                opts.finish(&["cardinality", "dim"], errors);
+                if let (Some(cardinality), Some(dim)) = (cardinality, dim) {
+                    let table = column
+                        .map(|c| c.table_name().to_string())
+                        .unwrap_or_else(|| name.clone());
+                    features.push(Feature {
+                        name,
+                        kind: FeatureKind::Categorical {
+                            cardinality,
+                            dim,
+                            table,
+                        },
+                    });
+                }
+            }
+            "continuous" => {
+                let mut opts = Options::new(call, &format!("continuous input `{name}`"), errors);
+                let width = match opts.take("width") {
+                    Some((k, v)) => positive_int(v, k, errors),
+                    None => Some(1),
+                };
+                opts.finish(&["width"], errors);
+                if let Some(width) = width {
+                    features.push(Feature {
+                        name,
+                        kind: FeatureKind::Continuous { width },
+                    });
+                }
+            }
+            other => errors.at(
+                call.name.span(),
+                format!("unknown input kind `{other}`; expected `categorical` or `continuous`"),
+            ),
+        }
+    }
+    features.sort_by(|a, b| a.name.cmp(&b.name));
+    features
+}
+
+/// Merlin's InputBlockV2: every non-target categorical or continuous column.
+pub fn schema_inputs(
+    s: &Schema,
+    excluded: &HashSet<String>,
+    def: &ModelDef,
+    errors: &mut Errors,
+) -> Vec<Feature> {
+    let mut features = Vec::new();
+    for c in s
+        .excluding_by_tag(&[Tag::Target, Tag::BinaryClassification, Tag::Regression])
+        .columns()
+    {
+        if excluded.contains(&c.name) {
+            continue;
+        }
+        if c.has_tag(&Tag::Categorical) {
+            match c.cardinality() {
+                Some(cardinality) => features.push(Feature {
+                    name: c.name.clone(),
+                    kind: FeatureKind::Categorical { cardinality, dim: infer_embedding_dim(cardinality), table: c.table_name().to_string() },
+                }),
+                None => errors.at(def.name.span(), format!("schema column `{}` is categorical but has no int domain, so its cardinality is unknown; declare it in `inputs` with `cardinality = N` or `exclude` it", c.name)),
+            }
+        } else if c.has_tag(&Tag::Continuous) {
+            features.push(Feature {
+                name: c.name.clone(),
+                kind: FeatureKind::Continuous { width: 1 },
+            });
+        }
+    }
+    features.sort_by(|a, b| a.name.cmp(&b.name));
+    features
+}

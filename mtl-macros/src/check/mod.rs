@@ -1,0 +1,130 @@
+//! Semantic checks: syntax tree → [`Model`], every problem a `syn::Error` on the token at fault.
+//!
+//! Errors are collected, not returned early ([`Errors`]), so a model with several mistakes
+//! reports them all in one compile. Each check that fails leaves a harmless default behind (a
+//! zero-width input is skipped, an unknown option ignored, ...) so that later checks do not
+//! repeat the complaint.
+//!
+//! Modules: `options` (option lists and value kinds), `schema` (the schema file, `exclude`),
+//! `inputs`, `body` (MLPs, bodies, mixture-of-experts), `tasks`, `rules` (checks across
+//! sections, one function each).
+
+mod body;
+mod errors;
+mod inputs;
+mod options;
+mod rules;
+mod schema;
+mod tasks;
+
+use std::collections::{BTreeMap, HashSet};
+
+pub use errors::Errors;
+
+use crate::keywords::SECTIONS;
+use crate::model::{Model, SchemaFile};
+use crate::parse::{Entry, ModelDef, Value};
+
+pub fn resolve(def: &ModelDef) -> (Option<Model>, Errors) {
+    let mut errors = Errors::default();
+    let mut sections: BTreeMap<String, &Entry> = BTreeMap::new();
+    for entry in &def.sections {
+        let key = entry.key.to_string();
+        if !SECTIONS.contains(&key.as_str()) {
+            errors.at(
+                entry.key.span(),
+                format!(
+                    "unknown section `{key}`; sections are: {}",
+                    SECTIONS.join(", ")
+                ),
+            );
+        } else if let std::collections::btree_map::Entry::Vacant(slot) = sections.entry(key.clone())
+        {
+            slot.insert(entry);
+        } else {
+            errors.at(
+                entry.key.span(),
+                format!("section `{key}` is given twice; keep one"),
+            );
+        }
+    }
+
+    let schema = sections
+        .get("schema")
+        .and_then(|e| schema::load_schema(&e.value, &mut errors));
+    // A schema that failed to load was already reported; do not also complain about what it
+    // would have provided (inputs, tasks).
+    let schema_failed = sections.contains_key("schema") && schema.is_none();
+    let excluded = sections
+        .get("exclude")
+        .map(|e| schema::exclude(&e.value, schema.as_ref(), &mut errors))
+        .unwrap_or_default();
+    let features = match sections.get("inputs") {
+        Some(e) => inputs::explicit_inputs(&e.value, schema.as_ref(), &mut errors),
+        None => match &schema {
+            Some((_, s)) => inputs::schema_inputs(s, &excluded, def, &mut errors),
+            None if schema_failed => Vec::new(),
+            None => {
+                errors.at(def.name.span(), "the model has no inputs: add an `inputs: { .. }` section or a `schema: \"..\"` to infer them from");
+                Vec::new()
+            }
+        },
+    };
+    let body = match sections.get("body") {
+        Some(e) => body::body(&e.value, &mut errors),
+        None => {
+            errors.at(
+                def.name.span(),
+                "missing `body:` section, e.g. `body: mlp[32, 16]` or `body: identity`",
+            );
+            None
+        }
+    };
+    let default_tower = sections
+        .get("towers")
+        .and_then(|e| body::mlp_value(&e.value, "`towers`", &mut errors));
+    let inputs: HashSet<String> = features.iter().map(|f| f.name.clone()).collect();
+    let tasks = match sections.get("tasks") {
+        Some(e) => tasks::explicit_tasks(
+            &e.value,
+            schema.as_ref(),
+            &inputs,
+            &default_tower,
+            &mut errors,
+        ),
+        None => match &schema {
+            Some((lit_span, s)) => {
+                tasks::schema_tasks(s, *lit_span, &excluded, &default_tower, &mut errors)
+            }
+            None if schema_failed => Vec::new(),
+            None => {
+                errors.at(def.name.span(), "the model has no tasks: add a `tasks: { .. }` section or a `schema: \"..\"` to infer them from its targets");
+                Vec::new()
+            }
+        },
+    };
+    let (Some(body), false) = (body, features.is_empty() || tasks.is_empty()) else {
+        return (None, errors);
+    };
+    rules::no_task_named_shared(&body, &tasks, &mut errors);
+    if !errors.is_empty() {
+        return (None, errors);
+    }
+    let schema = sections.get("schema").and_then(|e| match &e.value {
+        Value::Str(s) => schema::resolve_schema_path(s).ok().map(|abs| SchemaFile {
+            path: s.value(),
+            absolute: abs.display().to_string(),
+        }),
+        _ => None,
+    });
+    let model = Model {
+        attrs: def.attrs.clone(),
+        vis: def.vis.clone(),
+        name: def.name.clone(),
+        schema,
+        features,
+        body,
+        tasks,
+    };
+    (Some(model), errors)
+}

@@ -1,0 +1,305 @@
+//! The `tasks` section, or the tasks inferred from the schema's targets as Merlin's
+//! `OutputBlock`.
+
+use std::collections::HashSet;
+
+use mtl_runtime::schema::{Schema, Tag};
+use mtl_runtime::spec::canonical_metric;
+use proc_macro2::Span;
+use syn::Ident;
+
+use super::body::mlp_value;
+use super::inputs::is_target;
+use super::options::{kind_call, positive_int, weight, Options};
+use super::Errors;
+use crate::model::{Mlp, Task, TaskKind};
+use crate::parse::Value;
+
+fn metric_list(
+    value: Option<&Value>,
+    key: &Ident,
+    kind: TaskKind,
+    task: &str,
+    errors: &mut Errors,
+) -> Vec<&'static str> {
+    let items: Vec<&Value> = match value {
+        Some(Value::List { items, .. }) => items.iter().collect(),
+        Some(v) if v.as_ident().is_some() => vec![v],
+        Some(v) => {
+            errors.at(
+                v.span(),
+                format!("`{key}` is a list of metric names: `{key} = [auc, precision]`"),
+            );
+            return Vec::new();
+        }
+        None => {
+            errors.at(
+                key.span(),
+                format!("`{key}` needs a value: `{key} = [auc]`"),
+            );
+            return Vec::new();
+        }
+    };
+    let accepted = kind.runtime().accepted_metrics();
+    let mut out = Vec::new();
+    for item in items {
+        let Some(ident) = item.as_ident() else {
+            errors.at(item.span(), "expected a metric name");
+            continue;
+        };
+        match canonical_metric(&ident.to_string()) {
+            Some(m) if accepted.contains(&m) => {
+                if out.contains(&m) {
+                    errors.at(ident.span(), format!("metric `{ident}` is listed twice"));
+                } else {
+                    out.push(m);
+                }
+            }
+            Some(m) => errors.at(
+                ident.span(),
+                format!(
+                    "metric `{m}` does not fit {} task `{task}`; it accepts: {}",
+                    kind_name(kind),
+                    accepted.join(", ")
+                ),
+            ),
+            None => errors.at(
+                ident.span(),
+                format!(
+                    "unknown metric `{ident}`; {} tasks accept: {}",
+                    kind_name(kind),
+                    accepted.join(", ")
+                ),
+            ),
+        }
+    }
+    out
+}
+
+fn kind_name(kind: TaskKind) -> &'static str {
+    match kind {
+        TaskKind::Binary => "binary",
+        TaskKind::Regression => "regression",
+        TaskKind::Multiclass(_) => "multiclass",
+    }
+}
+
+pub fn explicit_tasks(
+    value: &Value,
+    schema: Option<&(Span, Schema)>,
+    inputs: &HashSet<String>,
+    default_tower: &Option<Mlp>,
+    errors: &mut Errors,
+) -> Vec<Task> {
+    let Value::Map { entries, .. } = value else {
+        errors.at(
+            value.span(),
+            "`tasks` is a block: `tasks: { click: binary, watching_times: regression }`",
+        );
+        return Vec::new();
+    };
+    let task_names: HashSet<String> = entries.iter().map(|e| e.key.to_string()).collect();
+    let mut tasks: Vec<Task> = Vec::new();
+    for entry in entries {
+        let name = entry.key.to_string();
+        if tasks.iter().any(|t| t.name == name) {
+            errors.at(entry.key.span(), format!("task `{name}` is declared twice"));
+            continue;
+        }
+        let Some(call) = kind_call(
+            &entry.value,
+            "expected a task kind: `binary`, `regression` or `multiclass(classes = N)`",
+            errors,
+        ) else {
+            continue;
+        };
+        let what = format!("task `{name}`");
+        let mut opts = Options::new(call, &what, errors);
+        let kind = match call.name.to_string().as_str() {
+            "binary" => TaskKind::Binary,
+            "regression" => TaskKind::Regression,
+            "multiclass" => match opts.take("classes") {
+                Some((k, v)) => match positive_int(v, k, errors) {
+                    Some(n) => TaskKind::Multiclass(n),
+                    None => TaskKind::Multiclass(2),
+                },
+                None => {
+                    errors.at(call.name.span(), format!("multiclass task `{name}` needs its number of classes: `multiclass(classes = N)`"));
+                    TaskKind::Multiclass(2)
+                }
+            },
+            other => {
+                errors.at(call.name.span(), format!("unknown task kind `{other}`; expected `binary`, `regression` or `multiclass(classes = N)`"));
+                continue;
+            }
+        };
+        if let Some((_, s)) = schema {
+            match s.get(&name) {
+                None => errors.at(entry.key.span(), format!("task `{name}` has no target column `{name}` in the schema; targets: {}", s.select_by_tag(&[Tag::Target]).column_names().join(", "))),
+                Some(c) if !c.has_tag(&Tag::Target) => errors.at(entry.key.span(), format!("column `{name}` is not tagged `target` in the schema, so it cannot be a task")),
+                _ => {}
+            }
+        }
+        let loss_weight = opts
+            .take("loss_weight")
+            .and_then(|(k, v)| weight(v, k, errors))
+            .unwrap_or(1.0);
+        let class_weights = opts.take("class_weights").and_then(|(k, v)| {
+            if kind != TaskKind::Binary {
+                errors.at(
+                    k.span(),
+                    format!(
+                        "`class_weights` applies to binary tasks only; `{name}` is a {} task",
+                        kind_name(kind)
+                    ),
+                );
+                return None;
+            }
+            match v {
+                Some(Value::Tuple { items, .. }) if items.len() == 2 => {
+                    let neg = weight(Some(&items[0]), k, errors)?;
+                    let pos = weight(Some(&items[1]), k, errors)?;
+                    Some((neg, pos))
+                }
+                other => {
+                    errors.at(
+                        other.map_or(k.span(), Value::span),
+                        "`class_weights` is `(negative, positive)`, e.g. `(1.0, 5.0)`",
+                    );
+                    None
+                }
+            }
+        });
+        let sample_weights = opts.take("sample_weight").map(|(k, v)| {
+            let items: Vec<&Value> = match v {
+                Some(Value::List { items, .. }) => items.iter().collect(),
+                Some(v) => vec![v],
+                None => {
+                    errors.at(k.span(), "`sample_weight` names a column: `sample_weight = click`");
+                    Vec::new()
+                }
+            };
+            let mut cols = Vec::new();
+            for item in items {
+                let Some(col) = item.as_ident() else {
+                    errors.at(item.span(), "expected a column name");
+                    continue;
+                };
+                let c = col.to_string();
+                let known = task_names.contains(&c)
+                    || inputs.contains(&c)
+                    || schema.is_some_and(|(_, s)| s.contains(&c));
+                if known {
+                    cols.push(c);
+                } else {
+                    errors.at(col.span(), format!("sample weight column `{c}` is neither a feature nor a target of this model"));
+                }
+            }
+            // Merlin looks a weight column up among targets first, then features.
+            cols.sort_by_key(|c| !(task_names.contains(c) || schema.is_some_and(|(_, s)| is_target(s, c))));
+            cols
+        }).unwrap_or_default();
+        let metrics = match opts.take("metrics") {
+            Some((k, v)) => metric_list(v, k, kind, &name, errors),
+            None => kind.runtime().default_metrics().to_vec(),
+        };
+        let weighted_metrics = match opts.take("weighted_metrics") {
+            Some((k, v)) => metric_list(v, k, kind, &name, errors),
+            None => Vec::new(),
+        };
+        let tower = match opts.take("tower") {
+            Some((_, Some(v))) => {
+                if v.as_ident().is_some_and(|i| i == "none") {
+                    None
+                } else {
+                    mlp_value(v, &format!("the tower of `{name}`"), errors)
+                }
+            }
+            Some((k, None)) => {
+                errors.at(k.span(), "`tower` needs a value: `tower = mlp[64]`");
+                None
+            }
+            None => default_tower.clone(),
+        };
+        let mut accepted = vec![
+            "loss_weight",
+            "class_weights",
+            "sample_weight",
+            "metrics",
+            "weighted_metrics",
+            "tower",
+        ];
+        if matches!(kind, TaskKind::Multiclass(_)) {
+            accepted.push("classes");
+        }
+        opts.finish(&accepted, errors);
+        tasks.push(Task {
+            target: name.clone(),
+            name,
+            span: entry.key.span(),
+            kind,
+            loss_weight,
+            class_weights,
+            sample_weights,
+            metrics,
+            weighted_metrics,
+            tower,
+        });
+    }
+    tasks.sort_by(|a, b| a.name.cmp(&b.name));
+    tasks
+}
+
+/// Merlin's OutputBlock: every TARGET column, its kind from its tags.
+pub fn schema_tasks(
+    s: &Schema,
+    span: Span,
+    excluded: &HashSet<String>,
+    default_tower: &Option<Mlp>,
+    errors: &mut Errors,
+) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    for c in s.select_by_tag(&[Tag::Target]).columns() {
+        if excluded.contains(&c.name) {
+            continue;
+        }
+        let kind = if c.has_tag(&Tag::Continuous) || c.has_tag(&Tag::Regression) {
+            TaskKind::Regression
+        } else if c.has_tag(&Tag::BinaryClassification) || c.has_tag(&Tag::Binary) {
+            TaskKind::Binary
+        } else if c.has_tag(&Tag::Categorical) || c.has_tag(&Tag::MultiClassClassification) {
+            match c.int_domain() {
+                Some((_, 1)) => TaskKind::Binary,
+                Some((_, max)) if max > 1 => TaskKind::Multiclass(max as usize + 1),
+                _ => {
+                    errors.at(span, format!("target `{}` is categorical but has no int domain, so its number of classes is unknown; declare the task in `tasks`", c.name));
+                    continue;
+                }
+            }
+        } else {
+            errors.at(span, format!("target `{}` has no task-kind tag (regression, binary_classification, binary, multi_class_classification or categorical); declare the task in `tasks`", c.name));
+            continue;
+        };
+        if syn::parse_str::<Ident>(&c.name).is_err() {
+            errors.at(span, format!("target `{}` is not a valid Rust identifier, so it cannot name a task field; `exclude` it or declare tasks explicitly", c.name));
+            continue;
+        }
+        tasks.push(Task {
+            name: c.name.clone(),
+            span,
+            target: c.name.clone(),
+            kind,
+            loss_weight: 1.0,
+            class_weights: None,
+            sample_weights: Vec::new(),
+            metrics: kind.runtime().default_metrics().to_vec(),
+            weighted_metrics: Vec::new(),
+            tower: default_tower.clone(),
+        });
+    }
+    if tasks.is_empty() && errors.is_empty() {
+        errors.at(span, "the schema has no target columns (tag `target`), so no tasks can be inferred; declare `tasks`");
+    }
+    tasks.sort_by(|a, b| a.name.cmp(&b.name));
+    tasks
+}
