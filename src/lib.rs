@@ -28,6 +28,6 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use mtl_runtime::dfdx;
-    pub use mtl_runtime::model::{DynBatch, MtlModel, NamedGates, TaskNetwork};
+    pub use mtl_runtime::model::{DynBatch, MtlModel, NamedGates, TapedOutputs, TaskNetwork};
     pub use mtl_runtime::{nn, spec, summary};
 }

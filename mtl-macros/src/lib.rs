@@ -20,7 +20,16 @@ pub fn mtl_model(input: TokenStream) -> TokenStream {
     let input2: proc_macro2::TokenStream = input.into();
     let def = match syn::parse2::<parse::ModelDef>(input2.clone()) {
         Ok(def) => def,
-        Err(e) => return codegen::fallback(vec![e], parse::parse_header(input2)).into(),
+        Err(e) => {
+            let header =
+                parse::parse_header(input2).map(|(attrs, vis, name)| codegen::fallback::Header {
+                    attrs,
+                    vis,
+                    name,
+                    tasks: Vec::new(),
+                });
+            return codegen::fallback(vec![e], header).into();
+        }
     };
     let (model, errors) = check::resolve(&def);
     match model {
@@ -28,6 +37,15 @@ pub fn mtl_model(input: TokenStream) -> TokenStream {
             errors.check();
             codegen::expand(&model).into()
         }
-        None => codegen::fallback(errors.check(), Some((def.attrs, def.vis, def.name))).into(),
+        None => {
+            let tasks = def.task_names();
+            let header = codegen::fallback::Header {
+                attrs: def.attrs,
+                vis: def.vis,
+                name: def.name,
+                tasks,
+            };
+            codegen::fallback(errors.check(), Some(header)).into()
+        }
     }
 }

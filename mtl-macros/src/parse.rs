@@ -77,6 +77,26 @@ pub enum Arg {
     Positional(Value),
 }
 
+impl ModelDef {
+    /// The task names of an explicit `tasks` block (for the fallback's outputs struct), in
+    /// name order, each once.
+    pub fn task_names(&self) -> Vec<Ident> {
+        let mut names: Vec<Ident> = self
+            .sections
+            .iter()
+            .filter(|e| e.key == "tasks")
+            .filter_map(|e| match &e.value {
+                Value::Map { entries, .. } => Some(entries.iter().map(|t| t.key.clone())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        names.sort_by_key(|n| n.to_string());
+        names.dedup_by_key(|n| n.to_string());
+        names
+    }
+}
+
 impl Value {
     pub fn span(&self) -> Span {
         match self {

@@ -22,7 +22,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::Ident;
 
-use super::{mlp_type, private, visit_fields};
+use super::network::{mlp_type, visit_fields};
+use super::private;
 use mtl_runtime::spec::MoeKind;
 
 use crate::model::{Mlp, Model, Moe};
