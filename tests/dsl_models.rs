@@ -533,3 +533,61 @@ fn models_declared_without_imports_build_and_run() {
         4
     );
 }
+
+mtl_model! {
+    /// Columns named by Rust keywords, written as raw identifiers.
+    pub struct Keywords {
+        inputs: { r#match: continuous, user: categorical(cardinality = 10, dim = 4) },
+        body: mlp[4],
+        tasks: { r#type: regression(sample_weight = r#match), click: binary },
+    }
+}
+
+#[test]
+fn raw_identifiers_name_keyword_columns_and_train() {
+    use mtl::data::{ColumnValues, Dataset};
+    use mtl::schema::{ColumnSchema, DType, Schema};
+    let spec = Keywords::spec();
+    assert!(spec.feature("match").is_some());
+    assert_eq!(spec.task("type").unwrap().target, "type");
+    assert_eq!(spec.task("type").unwrap().sample_weights, ["match"]);
+    let col = |name: &str, tags: &[&str]| {
+        ColumnSchema::new(name)
+            .with_tags(tags.iter().copied())
+            .unwrap()
+            .with_dtype(DType::Float32)
+    };
+    let schema = Schema::new([
+        col("match", &["continuous"]),
+        ColumnSchema::new("user")
+            .with_tags(["categorical"])
+            .unwrap()
+            .with_dtype(DType::Int32)
+            .with_int_domain(0, 9, None),
+        col("type", &["regression", "target"]),
+        col("click", &["binary_classification", "target"]),
+    ])
+    .unwrap();
+    let n = 64;
+    let data = Dataset::from_columns(
+        schema,
+        vec![
+            ("match".into(), ColumnValues::Floats((0..n).map(|i| (i % 3) as f32).collect())),
+            ("user".into(), ColumnValues::Ids((0..n).map(|i| (i % 10) as u32).collect())),
+            ("type".into(), ColumnValues::Floats((0..n).map(|i| i as f32 / 8.0).collect())),
+            ("click".into(), ColumnValues::Floats((0..n).map(|i| (i % 2) as f32).collect())),
+        ],
+    )
+    .unwrap();
+    let mut trainer =
+        Trainer::<Keywords>::new(Cpu::default(), TrainConfig::default().with_batch_size(16)).unwrap();
+    trainer.fit(&data, None).unwrap();
+    let report = trainer.evaluate(&data).unwrap();
+    assert!(report
+        .get("type/regression_output/root_mean_squared_error")
+        .is_some());
+    let dev = Cpu::default();
+    let net = dev.build_module::<Keywords, f32>();
+    let out = net.forward(input::<{ Keywords::INPUT_WIDTH }>(&dev, 3));
+    assert_eq!(out.r#type.shape().0, 3);
+}

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use mtl_runtime::schema::{Schema, Tag};
 use mtl_runtime::spec::infer_embedding_dim;
 use proc_macro2::Span;
+use syn::ext::IdentExt;
 
 use super::options::{kind_call, positive_int, Options};
 use super::Errors;
@@ -20,16 +21,22 @@ pub fn explicit_inputs(
     schema: Option<&(Span, Schema)>,
     errors: &mut Errors,
 ) -> Vec<Feature> {
-    let Value::Map { entries, .. } = value else {
+    let Value::Map { entries, span } = value else {
         errors.at(
             value.span(),
             "`inputs` is a block: `inputs: { user_id: categorical(dim = 32), price: continuous }`",
         );
         return Vec::new();
     };
+    if entries.is_empty() {
+        errors.at(
+            *span,
+            "`inputs` is empty: a model needs at least one input, e.g. `inputs: { price: continuous }`",
+        );
+    }
     let mut features: Vec<Feature> = Vec::new();
     for entry in entries {
-        let name = entry.key.to_string();
+        let name = entry.key.unraw().to_string();
         if features.iter().any(|f| f.name == name) {
             errors.at(
                 entry.key.span(),

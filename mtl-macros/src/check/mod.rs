@@ -62,7 +62,17 @@ pub fn resolve(def: &ModelDef) -> (Option<Model>, Errors) {
     let features = match sections.get("inputs") {
         Some(e) => inputs::explicit_inputs(&e.value, schema.as_ref(), &mut errors),
         None => match &schema {
-            Some((_, s)) => inputs::schema_inputs(s, &excluded, def, &mut errors),
+            Some((lit, s)) => {
+                let before = errors.is_empty();
+                let features = inputs::schema_inputs(s, &excluded, def, &mut errors);
+                if features.is_empty() && before && errors.is_empty() {
+                    match sections.get("exclude") {
+                        Some(e) => errors.at(e.value.span(), "`exclude` removes every input the schema has; keep at least one"),
+                        None => errors.at(*lit, "the schema has no categorical or continuous column to use as an input; declare `inputs`"),
+                    }
+                }
+                features
+            }
             None if schema_failed => Vec::new(),
             None => {
                 errors.at(def.name.span(), "the model has no inputs: add an `inputs: { .. }` section or a `schema: \"..\"` to infer them from");

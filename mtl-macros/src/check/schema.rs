@@ -5,6 +5,7 @@ use std::path::Path;
 
 use mtl_runtime::schema::Schema;
 use proc_macro2::Span;
+use syn::ext::IdentExt;
 
 use super::Errors;
 use crate::parse::Value;
@@ -22,17 +23,23 @@ pub fn resolve_schema_path(lit: &syn::LitStr) -> Result<std::path::PathBuf, Stri
     if Path::new(&rel).is_absolute() {
         return Err("the schema path must be relative to the crate root (CARGO_MANIFEST_DIR) so that the build works on every machine".into());
     }
-    let from_manifest = manifest_dir().join(&rel);
-    if from_manifest.is_file() {
-        return Ok(from_manifest);
-    }
     let from_file = lit
         .span()
         .unwrap()
         .local_file()
-        .and_then(|f| f.parent().map(|d| d.join(&rel)))
-        .filter(|p| p.is_file());
-    from_file.ok_or_else(|| format!("schema file `{rel}` not found relative to the crate root (CARGO_MANIFEST_DIR) nor to this source file"))
+        .and_then(|f| f.parent().map(|d| d.join(&rel)));
+    let candidates: Vec<std::path::PathBuf> =
+        std::iter::once(manifest_dir().join(&rel)).chain(from_file).collect();
+    if let Some(file) = candidates.iter().find(|p| p.is_file()) {
+        return Ok(file.clone());
+    }
+    if candidates.iter().any(|p| p.is_dir()) {
+        return Err(format!(
+            "`{rel}` is a directory; name the schema file in it, e.g. `{}/schema.json`",
+            rel.trim_end_matches('/')
+        ));
+    }
+    Err(format!("schema file `{rel}` not found relative to the crate root (CARGO_MANIFEST_DIR) nor to this source file"))
 }
 
 pub fn load_schema(value: &Value, errors: &mut Errors) -> Option<(Span, Schema)> {
@@ -89,7 +96,7 @@ pub fn exclude(
                 name.span(),
                 "`exclude` drops schema columns, but the model has no `schema`",
             ),
-            Some((_, s)) if !s.contains(&name.to_string()) => errors.at(
+            Some((_, s)) if !s.contains(&name.unraw().to_string()) => errors.at(
                 name.span(),
                 format!(
                     "`{name}` is not a column of the schema; columns: {}",
@@ -97,7 +104,7 @@ pub fn exclude(
                 ),
             ),
             _ => {
-                out.insert(name.to_string());
+                out.insert(name.unraw().to_string());
             }
         }
     }

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use mtl_runtime::schema::{Schema, Tag};
 use mtl_runtime::spec::canonical_metric;
 use proc_macro2::Span;
+use syn::ext::IdentExt;
 use syn::Ident;
 
 use super::body::mlp_value;
@@ -91,17 +92,23 @@ pub fn explicit_tasks(
     default_tower: &Option<Mlp>,
     errors: &mut Errors,
 ) -> Vec<Task> {
-    let Value::Map { entries, .. } = value else {
+    let Value::Map { entries, span } = value else {
         errors.at(
             value.span(),
             "`tasks` is a block: `tasks: { click: binary, watching_times: regression }`",
         );
         return Vec::new();
     };
-    let task_names: HashSet<String> = entries.iter().map(|e| e.key.to_string()).collect();
+    if entries.is_empty() {
+        errors.at(
+            *span,
+            "`tasks` is empty: a model needs at least one task, e.g. `tasks: { click: binary }`",
+        );
+    }
+    let task_names: HashSet<String> = entries.iter().map(|e| e.key.unraw().to_string()).collect();
     let mut tasks: Vec<Task> = Vec::new();
     for entry in entries {
-        let name = entry.key.to_string();
+        let name = entry.key.unraw().to_string();
         if tasks.iter().any(|t| t.name == name) {
             errors.at(entry.key.span(), format!("task `{name}` is declared twice"));
             continue;
@@ -185,7 +192,7 @@ pub fn explicit_tasks(
                     errors.at(item.span(), "expected a column name");
                     continue;
                 };
-                let c = col.to_string();
+                let c = col.unraw().to_string();
                 let known = task_names.contains(&c)
                     || inputs.contains(&c)
                     || schema.is_some_and(|(_, s)| s.contains(&c));
@@ -280,7 +287,7 @@ pub fn schema_tasks(
             errors.at(span, format!("target `{}` has no task-kind tag (regression, binary_classification, binary, multi_class_classification or categorical); declare the task in `tasks`", c.name));
             continue;
         };
-        if syn::parse_str::<Ident>(&c.name).is_err() {
+        if !crate::codegen::is_field_name(&c.name) {
             errors.at(span, format!("target `{}` is not a valid Rust identifier, so it cannot name a task field; `exclude` it or declare tasks explicitly", c.name));
             continue;
         }

@@ -26,6 +26,20 @@ pub use fallback::fallback;
 
 use crate::model::Model;
 
+/// Whether `name` can name a struct field: an identifier, or a keyword written raw
+/// (`r#type`; `self`, `Self`, `super` and `crate` cannot be).
+pub fn is_field_name(name: &str) -> bool {
+    syn::parse_str::<Ident>(name).is_ok() || syn::parse_str::<Ident>(&format!("r#{name}")).is_ok()
+}
+
+/// The field for `name` (checked by [`is_field_name`]), raw when `name` is a keyword.
+pub fn field(name: &str, span: proc_macro2::Span) -> Ident {
+    match syn::parse_str::<Ident>(name) {
+        Ok(_) => Ident::new(name, span),
+        Err(_) => Ident::new_raw(name, span),
+    }
+}
+
 fn private() -> TokenStream {
     quote!(::mtl::__private)
 }
@@ -53,11 +67,7 @@ impl Names {
 
 pub fn expand(model: &Model) -> TokenStream {
     let names = Names::of(&model.name);
-    let tasks: Vec<Ident> = model
-        .tasks
-        .iter()
-        .map(|t| Ident::new(&t.name, t.span))
-        .collect();
+    let tasks: Vec<Ident> = model.tasks.iter().map(|t| field(&t.name, t.span)).collect();
     let body = network::body(model, &tasks);
     let spec = spec::expand(model, &names);
     let types = network::expand(model, &names, &tasks, &body);
