@@ -572,15 +572,28 @@ fn raw_identifiers_name_keyword_columns_and_train() {
     let data = Dataset::from_columns(
         schema,
         vec![
-            ("match".into(), ColumnValues::Floats((0..n).map(|i| (i % 3) as f32).collect())),
-            ("user".into(), ColumnValues::Ids((0..n).map(|i| (i % 10) as u32).collect())),
-            ("type".into(), ColumnValues::Floats((0..n).map(|i| i as f32 / 8.0).collect())),
-            ("click".into(), ColumnValues::Floats((0..n).map(|i| (i % 2) as f32).collect())),
+            (
+                "match".into(),
+                ColumnValues::Floats((0..n).map(|i| (i % 3) as f32).collect()),
+            ),
+            (
+                "user".into(),
+                ColumnValues::Ids((0..n).map(|i| (i % 10) as u32).collect()),
+            ),
+            (
+                "type".into(),
+                ColumnValues::Floats((0..n).map(|i| i as f32 / 8.0).collect()),
+            ),
+            (
+                "click".into(),
+                ColumnValues::Floats((0..n).map(|i| (i % 2) as f32).collect()),
+            ),
         ],
     )
     .unwrap();
     let mut trainer =
-        Trainer::<Keywords>::new(Cpu::default(), TrainConfig::default().with_batch_size(16)).unwrap();
+        Trainer::<Keywords>::new(Cpu::default(), TrainConfig::default().with_batch_size(16))
+            .unwrap();
     trainer.fit(&data, None).unwrap();
     let report = trainer.evaluate(&data).unwrap();
     assert!(report
@@ -590,4 +603,69 @@ fn raw_identifiers_name_keyword_columns_and_train() {
     let net = dev.build_module::<Keywords, f32>();
     let out = net.forward(input::<{ Keywords::INPUT_WIDTH }>(&dev, 3));
     assert_eq!(out.r#type.shape().0, 3);
+}
+
+mtl_model! {
+    /// Two heads on one target, and a multiclass task whose classes come from the schema.
+    pub struct TwoHeads {
+        schema: "tests/ui/fixtures/mixed.json",
+        inputs: { user_id: categorical(dim = 4), price: continuous },
+        body: mlp[8],
+        tasks: {
+            click: binary,
+            click_value: regression(target = click),
+            rating: multiclass,
+        },
+    }
+}
+
+#[test]
+fn two_heads_share_a_target_and_classes_come_from_the_schema() {
+    use mtl::data::{ColumnValues, Dataset};
+    let spec = TwoHeads::spec();
+    assert_eq!(spec.task("click_value").unwrap().target, "click");
+    assert_eq!(
+        spec.task("click_value").unwrap().output_name,
+        "click_value/regression_output"
+    );
+    assert_eq!(
+        spec.task("rating").unwrap().kind,
+        TaskKind::Multiclass { classes: 5 }
+    );
+    let schema = spec.schema().unwrap().unwrap();
+    let n = 100;
+    let data = Dataset::from_columns(
+        schema.select_by_name(&["user_id", "price", "click", "rating"]),
+        vec![
+            (
+                "user_id".into(),
+                ColumnValues::Ids((0..n).map(|i| (i % 100) as u32).collect()),
+            ),
+            (
+                "price".into(),
+                ColumnValues::Floats((0..n).map(|i| i as f32 / 100.0).collect()),
+            ),
+            (
+                "click".into(),
+                ColumnValues::Floats((0..n).map(|i| (i % 2) as f32).collect()),
+            ),
+            (
+                "rating".into(),
+                ColumnValues::Floats((0..n).map(|i| (i % 5) as f32).collect()),
+            ),
+        ],
+    )
+    .unwrap();
+    let mut trainer =
+        Trainer::<TwoHeads>::new(Cpu::default(), TrainConfig::default().with_batch_size(32))
+            .unwrap();
+    trainer.fit(&data, None).unwrap();
+    let report = trainer.evaluate(&data).unwrap();
+    assert!(report.get("click/binary_output/auc").is_some());
+    assert!(report
+        .get("click_value/regression_output/root_mean_squared_error")
+        .is_some());
+    assert!(report
+        .get("rating/categorical_output/categorical_accuracy")
+        .is_some());
 }

@@ -73,9 +73,31 @@ pub fn explicit_inputs(
         };
         match call.name.to_string().as_str() {
             "categorical" => {
+                // Datasets decode a column by its schema tags: only a categorical column gives
+                // ids to look up.
+                if let Some(c) = column {
+                    if c.dtype.is_float() {
+                        errors.at(call.name.span(), format!("`{name}` holds floats ({}) in the schema, so it cannot index an embedding table; declare it `continuous`, or encode it into ids first (Categorify)", c.dtype));
+                        continue;
+                    }
+                    if !c.has_tag(&Tag::Categorical) {
+                        errors.at(call.name.span(), format!("`{name}` is not tagged `categorical` in the schema, so datasets decode it as numbers, not ids; tag it `categorical` in the schema or declare it `continuous`"));
+                        continue;
+                    }
+                }
                 let mut opts = Options::new(call, &format!("categorical input `{name}`"), errors);
                 let cardinality = match opts.take("cardinality") {
-                    Some((k, v)) => positive_int(v, k, errors).map(|c| c as u64),
+                    Some((k, v)) => {
+                        let given = positive_int(v, k, errors).map(|c| c as u64);
+                        // A table smaller than the schema's domain cannot hold every id.
+                        match (given, column.and_then(|c| c.cardinality())) {
+                            (Some(g), Some(needed)) if g < needed => {
+                                errors.at(v.map_or(k.span(), Value::span), format!("`{name}` needs at least {needed} rows: the schema's domain goes up to id {}; raise `cardinality` (or leave it out to take it from the schema)", needed - 1));
+                                None
+                            }
+                            (g, _) => g,
+                        }
+                    }
                     None => match column.and_then(|c| c.cardinality()) {
                         Some(c) => Some(c),
                         None => {
@@ -109,9 +131,22 @@ pub fn explicit_inputs(
                 }
             }
             "continuous" => {
+                if column.is_some_and(|c| c.has_tag(&Tag::Categorical)) {
+                    errors.at(call.name.span(), format!("`{name}` is tagged `categorical` in the schema, so datasets decode it as ids to embed; declare it `categorical`, or drop the tag in the schema to use its values as numbers"));
+                    continue;
+                }
                 let mut opts = Options::new(call, &format!("continuous input `{name}`"), errors);
                 let width = match opts.take("width") {
-                    Some((k, v)) => positive_int(v, k, errors),
+                    Some((k, v)) => {
+                        let w = positive_int(v, k, errors);
+                        // Datasets hold one number per row and column.
+                        if w.is_some_and(|w| w > 1) && column.is_some() {
+                            errors.at(v.map_or(k.span(), Value::span), format!("schema column `{name}` holds one number per row, so it fills a width-1 input; remove `width`"));
+                            None
+                        } else {
+                            w
+                        }
+                    }
                     None => Some(1),
                 };
                 opts.finish(&["width"], errors);

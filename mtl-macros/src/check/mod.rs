@@ -117,6 +117,12 @@ pub fn resolve(def: &ModelDef) -> (Option<Model>, Errors) {
         return (None, errors);
     };
     rules::no_task_named_shared(&body, &tasks, &mut errors);
+    rules::some_loss_counts(&tasks, &mut errors);
+    rules::inputs_not_excluded(
+        sections.get("inputs").copied(),
+        sections.get("exclude").copied(),
+        &mut errors,
+    );
     if !errors.is_empty() {
         return (None, errors);
     }

@@ -28,8 +28,9 @@ pub fn resolve_schema_path(lit: &syn::LitStr) -> Result<std::path::PathBuf, Stri
         .unwrap()
         .local_file()
         .and_then(|f| f.parent().map(|d| d.join(&rel)));
-    let candidates: Vec<std::path::PathBuf> =
-        std::iter::once(manifest_dir().join(&rel)).chain(from_file).collect();
+    let candidates: Vec<std::path::PathBuf> = std::iter::once(manifest_dir().join(&rel))
+        .chain(from_file)
+        .collect();
     if let Some(file) = candidates.iter().find(|p| p.is_file()) {
         return Ok(file.clone());
     }

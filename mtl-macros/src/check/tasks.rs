@@ -105,7 +105,24 @@ pub fn explicit_tasks(
             "`tasks` is empty: a model needs at least one task, e.g. `tasks: { click: binary }`",
         );
     }
-    let task_names: HashSet<String> = entries.iter().map(|e| e.key.unraw().to_string()).collect();
+    // The target column of every task (its `target = ..`, or its name).
+    let target_columns: HashSet<String> = entries
+        .iter()
+        .map(|e| {
+            let given = match &e.value {
+                Value::Call(c) => c.args.as_ref().and_then(|(_, args)| {
+                    args.iter().find_map(|a| match a {
+                        crate::parse::Arg::Keyed { key, value } if key == "target" => {
+                            value.as_ident().map(|i| i.unraw().to_string())
+                        }
+                        _ => None,
+                    })
+                }),
+                _ => None,
+            };
+            given.unwrap_or_else(|| e.key.unraw().to_string())
+        })
+        .collect();
     let mut tasks: Vec<Task> = Vec::new();
     for entry in entries {
         let name = entry.key.unraw().to_string();
@@ -122,16 +139,59 @@ pub fn explicit_tasks(
         };
         let what = format!("task `{name}`");
         let mut opts = Options::new(call, &what, errors);
+        // `target = column`: another head on a column (two heads may share one target).
+        let target = match opts.take("target") {
+            Some((k, v)) => match v.and_then(Value::as_ident) {
+                Some(col) => (col.unraw().to_string(), col.span()),
+                None => {
+                    errors.at(
+                        v.map_or(k.span(), Value::span),
+                        "`target` names the target column: `target = click`",
+                    );
+                    (name.clone(), entry.key.span())
+                }
+            },
+            None => (name.clone(), entry.key.span()),
+        };
+        let (target, target_span) = target;
+        let column = schema.and_then(|(_, s)| s.get(&target));
+        if let Some((_, s)) = schema {
+            match column {
+                None => errors.at(target_span, format!("task `{name}` has no target column `{target}` in the schema; targets: {}", s.select_by_tag(&[Tag::Target]).column_names().join(", "))),
+                Some(c) if !c.has_tag(&Tag::Target) => errors.at(target_span, format!("column `{target}` is not tagged `target` in the schema, so it cannot be a task")),
+                _ => {}
+            }
+        }
+        // What the schema says the target holds: its tags and its int domain.
+        let regression_column =
+            column.is_some_and(|c| c.has_tag(&Tag::Regression) || c.has_tag(&Tag::Continuous));
+        let domain_classes = column
+            .and_then(|c| c.int_domain())
+            .filter(|(min, _)| *min >= 0)
+            .map(|(_, max)| max as u64 + 1);
         let kind = match call.name.to_string().as_str() {
-            "binary" => TaskKind::Binary,
+            "binary" => {
+                if regression_column {
+                    errors.at(call.name.span(), format!("target `{target}` is a regression target in the schema (tagged `regression`/`continuous`), so its values are not 0/1 labels; declare `{name}: regression`, or derive a binary target when preprocessing"));
+                } else if domain_classes.is_some_and(|n| n > 2) {
+                    errors.at(call.name.span(), format!("target `{target}` has {} classes in the schema (domain 0..={}); declare `{name}: multiclass`", domain_classes.unwrap_or(0), domain_classes.unwrap_or(1) - 1));
+                }
+                TaskKind::Binary
+            }
             "regression" => TaskKind::Regression,
-            "multiclass" => match opts.take("classes") {
-                Some((k, v)) => match positive_int(v, k, errors) {
+            "multiclass" => match (opts.take("classes"), domain_classes) {
+                (Some((k, v)), domain) => match positive_int(v, k, errors) {
+                    Some(n) if domain.is_some_and(|d| d != n as u64) => {
+                        errors.at(v.map_or(k.span(), Value::span), format!("target `{target}` has {} classes in the schema (domain 0..={}), not {n}; write `classes = {}` or leave `classes` out to take it from the schema", domain.unwrap_or(0), domain.unwrap_or(1) - 1, domain.unwrap_or(0)));
+                        TaskKind::Multiclass(n)
+                    }
                     Some(n) => TaskKind::Multiclass(n),
                     None => TaskKind::Multiclass(2),
                 },
-                None => {
-                    errors.at(call.name.span(), format!("multiclass task `{name}` needs its number of classes: `multiclass(classes = N)`"));
+                // Like Merlin: the classes of a target with an int domain are `domain.max + 1`.
+                (None, Some(n)) if n >= 2 => TaskKind::Multiclass(n as usize),
+                (None, _) => {
+                    errors.at(call.name.span(), format!("multiclass task `{name}` needs its number of classes: `multiclass(classes = N)` (its target has no int domain in a schema to take it from)"));
                     TaskKind::Multiclass(2)
                 }
             },
@@ -140,13 +200,6 @@ pub fn explicit_tasks(
                 continue;
             }
         };
-        if let Some((_, s)) = schema {
-            match s.get(&name) {
-                None => errors.at(entry.key.span(), format!("task `{name}` has no target column `{name}` in the schema; targets: {}", s.select_by_tag(&[Tag::Target]).column_names().join(", "))),
-                Some(c) if !c.has_tag(&Tag::Target) => errors.at(entry.key.span(), format!("column `{name}` is not tagged `target` in the schema, so it cannot be a task")),
-                _ => {}
-            }
-        }
         let loss_weight = opts
             .take("loss_weight")
             .and_then(|(k, v)| weight(v, k, errors))
@@ -193,7 +246,7 @@ pub fn explicit_tasks(
                     continue;
                 };
                 let c = col.unraw().to_string();
-                let known = task_names.contains(&c)
+                let known = target_columns.contains(&c)
                     || inputs.contains(&c)
                     || schema.is_some_and(|(_, s)| s.contains(&c));
                 if known {
@@ -203,7 +256,7 @@ pub fn explicit_tasks(
                 }
             }
             // Merlin looks a weight column up among targets first, then features.
-            cols.sort_by_key(|c| !(task_names.contains(c) || schema.is_some_and(|(_, s)| is_target(s, c))));
+            cols.sort_by_key(|c| !(target_columns.contains(c) || schema.is_some_and(|(_, s)| is_target(s, c))));
             cols
         }).unwrap_or_default();
         let metrics = match opts.take("metrics") {
@@ -229,6 +282,7 @@ pub fn explicit_tasks(
             None => default_tower.clone(),
         };
         let mut accepted = vec![
+            "target",
             "loss_weight",
             "class_weights",
             "sample_weight",
@@ -241,7 +295,7 @@ pub fn explicit_tasks(
         }
         opts.finish(&accepted, errors);
         tasks.push(Task {
-            target: name.clone(),
+            target,
             name,
             span: entry.key.span(),
             kind,
