@@ -793,3 +793,24 @@ fn mutated_schema_files_never_panic() {
         }
     }
 }
+
+mtl_model! {
+    /// A dense network of 2e10 parameters (80 GB of weights alone).
+    pub struct WideNet {
+        inputs: { x: continuous(width = 100000) },
+        body: mlp[100000, 100000],
+        tasks: { y: regression },
+    }
+}
+
+#[test]
+fn a_dense_network_that_cannot_fit_is_an_error() {
+    let e = err(Trainer::<WideNet>::new(
+        Cpu::default(),
+        TrainConfig::default(),
+    ));
+    assert_mentions(
+        &e,
+        &["dense network", "20000300001 parameters", "available"],
+    );
+}

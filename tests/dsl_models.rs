@@ -669,3 +669,24 @@ fn two_heads_share_a_target_and_classes_come_from_the_schema() {
         .get("rating/categorical_output/categorical_accuracy")
         .is_some());
 }
+
+#[test]
+fn the_spec_counts_the_dense_parameters_the_network_has() {
+    fn check<M: MtlModel + BuildOnDevice<Cpu, f32>>()
+    where
+        M::Built: NumParams<f32, Cpu>,
+    {
+        let dev = Cpu::default();
+        let net = dev.build_module::<M, f32>();
+        assert_eq!(
+            M::SPEC.dense_parameters(),
+            Some(net.num_trainable_params() as u128),
+            "{}",
+            M::SPEC.name
+        );
+    }
+    check::<Small>();
+    check::<FromSchema>();
+    check::<Keywords>();
+    check::<TwoHeads>();
+}

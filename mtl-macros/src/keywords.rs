@@ -6,8 +6,23 @@ use mtl_runtime::spec::MoeKind;
 /// The sections of a model.
 pub const SECTIONS: [&str; 6] = ["schema", "inputs", "exclude", "body", "towers", "tasks"];
 
-/// The most layers an MLP has (dfdx implements modules for tuples of up to 6).
-pub const MAX_MLP_LAYERS: usize = 6;
+/// The most layers an MLP has. dfdx implements modules for tuples of up to 6, so deeper MLPs
+/// are tuples of tuples (parameter names `0.0.weight`, ..., `1.2.weight`).
+pub const MAX_MLP_LAYERS: usize = 36;
+
+/// Upper bounds of sizes: beyond them a model cannot be built on any machine, and the macro
+/// itself would overflow or exhaust memory. Each is a spanned error, never a panic.
+///
+/// Layer widths, embedding dims and continuous widths.
+pub const MAX_WIDTH: usize = 1 << 20;
+/// Embedding-table rows: ids are 32-bit.
+pub const MAX_CARDINALITY: usize = 1 << 32;
+/// Classes of a multiclass task.
+pub const MAX_CLASSES: usize = 1 << 20;
+/// Experts of one kind (`experts`, `task_experts`, `shared_experts`).
+pub const MAX_EXPERTS: usize = 1024;
+/// PLE levels.
+pub const MAX_LEVELS: usize = 16;
 
 /// The mixture-of-experts body kinds and the options each accepts.
 pub const MOE_KINDS: [(MoeKind, &[&str]); 4] = [

@@ -79,9 +79,10 @@ pub(crate) fn id_beyond_table(id: u32, feature: &str, table: &EmbeddingTable) ->
     ))
 }
 
-/// Checks, before anything is allocated, that the tables of `spec` and their optimizer state
-/// fit in the memory this process can get: an error names each table with its rows × dim and
-/// bytes, largest first, instead of an allocation failure later.
+/// Checks, before anything is allocated, that the tables of `spec` and their optimizer state,
+/// and the dense network with its gradients and Adam moments, fit in the memory this process can
+/// get: an error names each table with its rows × dim and bytes, largest first (or the dense
+/// network), instead of an allocation failure later.
 pub fn check_memory(spec: &ModelSpec, optimizer: &RowOptimizerConfig) -> Result<()> {
     let state = RowOptimizer::new(*optimizer);
     let mut tables: Vec<(&str, usize, usize)> = Vec::new();
@@ -96,12 +97,23 @@ pub fn check_memory(spec: &ModelSpec, optimizer: &RowOptimizerConfig) -> Result<
     }
     let bytes =
         |rows: usize, dim: usize| (rows as u128) * (dim as u128) * 4 + state.state_bytes(rows, dim);
-    let total: u128 = tables.iter().map(|&(_, r, d)| bytes(r, d)).sum();
+    // The dense network: weights, gradients and Adam's two moments, 4 bytes each.
+    let dense = spec.dense_parameters().unwrap_or(0) * 4 * 4;
+    let total: u128 = tables.iter().map(|&(_, r, d)| bytes(r, d)).sum::<u128>() + dense;
     let Some(available) = crate::memory::available_bytes() else {
         return Ok(());
     };
     if total <= available {
         return Ok(());
+    }
+    if dense > available / 2 {
+        return Err(Error::invalid(format!(
+            "the dense network has {} parameters, which with their gradients and optimizer \
+             state need {} but only {} of memory is available; narrow its widest layers",
+            spec.dense_parameters().unwrap_or(0),
+            crate::memory::human_bytes(dense),
+            crate::memory::human_bytes(available)
+        )));
     }
     tables.sort_by_key(|&(_, r, d)| std::cmp::Reverse(bytes(r, d)));
     let list: Vec<String> = tables

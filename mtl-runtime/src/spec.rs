@@ -157,6 +157,59 @@ impl ModelSpec {
         self.tasks.iter().find(|t| t.name == name)
     }
 
+    /// The number of dense parameters (weights and biases of the body, towers and heads;
+    /// batch-norm statistics left out), counted in `u128` so that no size overflows; `None` for
+    /// a custom body, whose size only its type knows.
+    pub fn dense_parameters(&self) -> Option<u128> {
+        fn mlp(m: &MlpSpec, mut input: u128) -> u128 {
+            let mut n = 0;
+            for &w in m.widths {
+                n += input * w as u128 + w as u128;
+                input = w as u128;
+            }
+            n
+        }
+        let input = self.input_width as u128;
+        let body = match &self.body_spec {
+            BodySpec::Custom => return None,
+            BodySpec::Identity => 0,
+            BodySpec::Mlp(m) => mlp(m, input),
+            BodySpec::Moe(moe) => {
+                let lay = moe.layout;
+                let tasks = self.tasks.len() as u128;
+                let h = moe.expert.out_width() as u128;
+                let k = lay.total_experts(self.tasks.len()) as u128;
+                let mut n = 0;
+                for l in 1..=lay.levels {
+                    let expert_input = if l == 1 { input } else { h };
+                    n += expert_input * k * h + k * h;
+                    let gate_input = if lay.gates_read_input(l) { input } else { h };
+                    let gates = if lay.has_task_gates(l) { tasks } else { 0 }
+                        + u128::from(lay.has_shared_gate(l));
+                    let (gate_out, gate_block) = match &moe.gate {
+                        Some(g) => (g.out_width() as u128, mlp(g, gate_input)),
+                        None => (gate_input, 0),
+                    };
+                    n += gates * (gate_block + gate_out * k);
+                }
+                n
+            }
+        };
+        let towers: u128 = self
+            .tasks
+            .iter()
+            .map(|t| {
+                let (tower, out) = match &t.tower {
+                    Some(m) => (mlp(m, self.body_width as u128), m.out_width() as u128),
+                    None => (0, self.body_width as u128),
+                };
+                let w = t.kind.output_width() as u128;
+                tower + out * w + w
+            })
+            .sum();
+        Some(body + towers)
+    }
+
     /// The schema the model was built from, parsed from the embedded text.
     pub fn schema(&self) -> Option<crate::Result<crate::Schema>> {
         let (path, text) = (self.schema_path?, self.schema_text?);
@@ -296,6 +349,17 @@ impl MoeLayout {
             .collect()
     }
 
+    /// [`MoeLayout::task_gate_columns`] as two ranges (what generated code carries).
+    pub fn task_gate_ranges(&self, task: usize, tasks: usize) -> GateColumns {
+        let n = self.task_experts;
+        GateColumns {
+            own_start: task * n,
+            own_len: n,
+            shared_start: tasks * n,
+            shared_len: self.experts,
+        }
+    }
+
     /// Whether level `l` (1-based) has one gate per task. An intermediate PLE level's task
     /// output is only computed when something reads it: task experts or (level input) a gate.
     pub fn has_task_gates(&self, l: usize) -> bool {
@@ -322,6 +386,36 @@ impl MoeLayout {
     /// Whether level `l`'s gates read the body input x (else their level's input).
     pub fn gates_read_input(&self, l: usize) -> bool {
         l == 1 || self.gate_input == GateInput::Original
+    }
+}
+
+/// Which of a level's K experts a gate weighs, in weight order: `own_len` experts from
+/// `own_start` (a task's own), then `shared_len` from `shared_start` (the shared ones). Two
+/// ranges whatever the expert count, so generated code stays small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateColumns {
+    pub own_start: usize,
+    pub own_len: usize,
+    pub shared_start: usize,
+    pub shared_len: usize,
+}
+
+impl GateColumns {
+    /// Every expert `0..k` (an MMoE gate, a shared gate).
+    pub const fn all(k: usize) -> GateColumns {
+        GateColumns {
+            own_start: 0,
+            own_len: k,
+            shared_start: k,
+            shared_len: 0,
+        }
+    }
+
+    /// The expert indices, in weight order.
+    pub fn indices(&self) -> Vec<usize> {
+        (self.own_start..self.own_start + self.own_len)
+            .chain(self.shared_start..self.shared_start + self.shared_len)
+            .collect()
     }
 }
 

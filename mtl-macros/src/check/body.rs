@@ -5,7 +5,7 @@ use super::options::{flag, positive_int, Options};
 use super::Errors;
 use mtl_runtime::spec::MoeKind;
 
-use crate::keywords::{moe_kind, MAX_MLP_LAYERS, MOE_KINDS};
+use crate::keywords::{moe_kind, MAX_EXPERTS, MAX_LEVELS, MAX_MLP_LAYERS, MAX_WIDTH, MOE_KINDS};
 use crate::model::{Activation, Body, GateInput, Mlp, Moe};
 use crate::parse::{Arg, Call, Value};
 
@@ -55,17 +55,23 @@ pub fn mlp(call: &Call, what: &str, errors: &mut Errors) -> Option<Mlp> {
                 lit,
                 negative: false,
                 ..
-            } => match lit.base10_parse::<usize>() {
-                Ok(0) => {
-                    errors.at(lit.span(), "a layer width must be at least 1");
-                    ok = false;
+            } => {
+                match lit.base10_parse::<u128>() {
+                    Ok(0) => {
+                        errors.at(lit.span(), "a layer width must be at least 1");
+                        ok = false;
+                    }
+                    Ok(w) if w > MAX_WIDTH as u128 => {
+                        errors.at(lit.span(), format!("a layer width is at most {MAX_WIDTH} (larger layers cannot be built)"));
+                        ok = false;
+                    }
+                    Ok(w) => widths.push(w as usize),
+                    Err(e) => {
+                        errors.at(lit.span(), e);
+                        ok = false;
+                    }
                 }
-                Ok(w) => widths.push(w),
-                Err(e) => {
-                    errors.at(lit.span(), e);
-                    ok = false;
-                }
-            },
+            }
             other => {
                 errors.at(other.span(), "a layer width is a positive integer");
                 ok = false;
@@ -187,7 +193,7 @@ pub fn body(value: &Value, errors: &mut Errors) -> Option<Body> {
                     },
                     Arg::Flag(i) if ty.is_none() => ty = Some(syn::parse_quote!(#i)),
                     Arg::Keyed { key, value } if key == "width" => {
-                        width = positive_int(Some(value), key, errors)
+                        width = positive_int(Some(value), key, MAX_WIDTH, errors)
                     }
                     Arg::Keyed { key, .. } | Arg::Flag(key) => errors.at(
                         key.span(),
@@ -234,8 +240,12 @@ fn expert_count(opts: &mut Options, key: &str, errors: &mut Errors) -> Option<us
                 negative: false,
                 ..
             }),
-        )) => match lit.base10_parse::<usize>() {
-            Ok(v) => Some(v),
+        )) => match lit.base10_parse::<u128>() {
+            Ok(v) if v > MAX_EXPERTS as u128 => {
+                errors.at(lit.span(), super::options::too_large(key, MAX_EXPERTS));
+                None
+            }
+            Ok(v) => Some(v as usize),
             Err(e) => {
                 errors.at(k.span(), e);
                 None
@@ -270,7 +280,7 @@ fn moe(call: &Call, moe_kind: MoeKind, errors: &mut Errors) -> Option<Moe> {
     let mut opts = Options::new(call, &what, errors);
     let levels = if moe_kind == MoeKind::Ple {
         match opts.take("levels") {
-            Some((k, v)) => positive_int(v, k, errors),
+            Some((k, v)) => positive_int(v, k, MAX_LEVELS, errors),
             None => {
                 errors.at(
                     call.name.span(),
@@ -291,7 +301,7 @@ fn moe(call: &Call, moe_kind: MoeKind, errors: &mut Errors) -> Option<Moe> {
         (shared, task.unwrap_or(0))
     } else {
         let experts = match opts.take("experts") {
-            Some((k, v)) => positive_int(v, k, errors),
+            Some((k, v)) => positive_int(v, k, MAX_EXPERTS, errors),
             None => {
                 errors.at(
                     call.name.span(),

@@ -9,6 +9,7 @@ use syn::ext::IdentExt;
 
 use super::options::{kind_call, positive_int, Options};
 use super::Errors;
+use crate::keywords::{MAX_CARDINALITY, MAX_WIDTH};
 use crate::model::{Feature, FeatureKind};
 use crate::parse::{ModelDef, Value};
 
@@ -88,7 +89,7 @@ pub fn explicit_inputs(
                 let mut opts = Options::new(call, &format!("categorical input `{name}`"), errors);
                 let cardinality = match opts.take("cardinality") {
                     Some((k, v)) => {
-                        let given = positive_int(v, k, errors).map(|c| c as u64);
+                        let given = positive_int(v, k, MAX_CARDINALITY, errors).map(|c| c as u64);
                         // A table smaller than the schema's domain cannot hold every id.
                         match (given, column.and_then(|c| c.cardinality())) {
                             (Some(g), Some(needed)) if g < needed => {
@@ -99,6 +100,10 @@ pub fn explicit_inputs(
                         }
                     }
                     None => match column.and_then(|c| c.cardinality()) {
+                        Some(c) if c > MAX_CARDINALITY as u64 => {
+                            errors.at(entry.key.span(), format!("the schema gives `{name}` {c} ids, more than the {MAX_CARDINALITY} a table can index (ids are 32-bit); hash or bucket the ids"));
+                            None
+                        }
                         Some(c) => Some(c),
                         None => {
                             let why = if column.is_some() {
@@ -112,7 +117,7 @@ pub fn explicit_inputs(
                     },
                 };
                 let dim = match opts.take("dim") {
-                    Some((k, v)) => positive_int(v, k, errors),
+                    Some((k, v)) => positive_int(v, k, MAX_WIDTH, errors),
                     None => cardinality.map(infer_embedding_dim),
                 };
                 opts.finish(&["cardinality", "dim"], errors);
@@ -138,7 +143,7 @@ pub fn explicit_inputs(
                 let mut opts = Options::new(call, &format!("continuous input `{name}`"), errors);
                 let width = match opts.take("width") {
                     Some((k, v)) => {
-                        let w = positive_int(v, k, errors);
+                        let w = positive_int(v, k, MAX_WIDTH, errors);
                         // Datasets hold one number per row and column.
                         if w.is_some_and(|w| w > 1) && column.is_some() {
                             errors.at(v.map_or(k.span(), Value::span), format!("schema column `{name}` holds one number per row, so it fills a width-1 input; remove `width`"));
@@ -184,6 +189,7 @@ pub fn schema_inputs(
         }
         if c.has_tag(&Tag::Categorical) {
             match c.cardinality() {
+                Some(cardinality) if cardinality > MAX_CARDINALITY as u64 => errors.at(def.name.span(), format!("schema column `{}` has {cardinality} ids, more than the {MAX_CARDINALITY} a table can index (ids are 32-bit); hash or bucket the ids, or `exclude` it", c.name)),
                 Some(cardinality) => features.push(Feature {
                     name: c.name.clone(),
                     kind: FeatureKind::Categorical { cardinality, dim: infer_embedding_dim(cardinality), table: c.table_name().to_string() },

@@ -109,18 +109,28 @@ pub fn kind_call<'a>(value: &'a Value, expected: &str, errors: &mut Errors) -> O
     }
 }
 
-pub fn positive_int(value: Option<&Value>, key: &Ident, errors: &mut Errors) -> Option<usize> {
+/// A positive integer of at most `max` (a spanned error otherwise, never an overflow).
+pub fn positive_int(
+    value: Option<&Value>,
+    key: &Ident,
+    max: usize,
+    errors: &mut Errors,
+) -> Option<usize> {
     match value {
         Some(Value::Int {
             lit,
             negative: false,
             ..
-        }) => match lit.base10_parse::<usize>() {
+        }) => match lit.base10_parse::<u128>() {
             Ok(0) => {
                 errors.at(lit.span(), format!("`{key}` must be at least 1"));
                 None
             }
-            Ok(v) => Some(v),
+            Ok(v) if v > max as u128 => {
+                errors.at(lit.span(), too_large(&key.to_string(), max));
+                None
+            }
+            Ok(v) => Some(v as usize),
             Err(e) => {
                 errors.at(lit.span(), e);
                 None
@@ -138,6 +148,11 @@ pub fn positive_int(value: Option<&Value>, key: &Ident, errors: &mut Errors) -> 
             None
         }
     }
+}
+
+/// The message for a size above its bound.
+pub fn too_large(what: &str, max: usize) -> String {
+    format!("`{what}` is at most {max} (larger sizes cannot be built)")
 }
 
 pub fn flag(value: Option<&Value>, key: &Ident, errors: &mut Errors) -> bool {

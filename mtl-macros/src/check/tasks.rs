@@ -13,6 +13,7 @@ use super::body::mlp_value;
 use super::inputs::is_target;
 use super::options::{kind_call, positive_int, weight, Options};
 use super::Errors;
+use crate::keywords::MAX_CLASSES;
 use crate::model::{Mlp, Task, TaskKind};
 use crate::parse::Value;
 
@@ -180,7 +181,7 @@ pub fn explicit_tasks(
             }
             "regression" => TaskKind::Regression,
             "multiclass" => match (opts.take("classes"), domain_classes) {
-                (Some((k, v)), domain) => match positive_int(v, k, errors) {
+                (Some((k, v)), domain) => match positive_int(v, k, MAX_CLASSES, errors) {
                     Some(n) if domain.is_some_and(|d| d != n as u64) => {
                         errors.at(v.map_or(k.span(), Value::span), format!("target `{target}` has {} classes in the schema (domain 0..={}), not {n}; write `classes = {}` or leave `classes` out to take it from the schema", domain.unwrap_or(0), domain.unwrap_or(1) - 1, domain.unwrap_or(0)));
                         TaskKind::Multiclass(n)
@@ -189,6 +190,10 @@ pub fn explicit_tasks(
                     None => TaskKind::Multiclass(2),
                 },
                 // Like Merlin: the classes of a target with an int domain are `domain.max + 1`.
+                (None, Some(n)) if n > MAX_CLASSES as u64 => {
+                    errors.at(call.name.span(), format!("target `{target}` has {n} classes in the schema, more than {MAX_CLASSES}"));
+                    TaskKind::Multiclass(2)
+                }
                 (None, Some(n)) if n >= 2 => TaskKind::Multiclass(n as usize),
                 (None, _) => {
                     errors.at(call.name.span(), format!("multiclass task `{name}` needs its number of classes: `multiclass(classes = N)` (its target has no int domain in a schema to take it from)"));
@@ -331,6 +336,10 @@ pub fn schema_tasks(
         } else if c.has_tag(&Tag::Categorical) || c.has_tag(&Tag::MultiClassClassification) {
             match c.int_domain() {
                 Some((_, 1)) => TaskKind::Binary,
+                Some((_, max)) if max >= MAX_CLASSES as i64 => {
+                    errors.at(span, format!("target `{}` has {} classes in the schema, more than {MAX_CLASSES}; declare the task in `tasks` or `exclude` it", c.name, max as i128 + 1));
+                    continue;
+                }
                 Some((_, max)) if max > 1 => TaskKind::Multiclass(max as usize + 1),
                 _ => {
                     errors.at(span, format!("target `{}` is categorical but has no int domain, so its number of classes is unknown; declare the task in `tasks`", c.name));

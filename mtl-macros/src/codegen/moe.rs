@@ -24,7 +24,7 @@ use syn::Ident;
 
 use super::network::{mlp_type, visit_fields};
 use super::private;
-use mtl_runtime::spec::MoeKind;
+use mtl_runtime::spec::{GateColumns, MoeKind};
 
 use crate::model::{Mlp, Model, Moe};
 
@@ -62,7 +62,7 @@ struct GateDef {
     /// Experts it weighs.
     experts: usize,
     /// Where its experts sit among all K of the level, in the order of its weights.
-    columns: Vec<usize>,
+    columns: GateColumns,
     /// The task it serves (`None`: the shared gate).
     task: Option<usize>,
     /// Part of the forward pass (false: metrics only).
@@ -121,7 +121,7 @@ impl Ctx<'_> {
         let mut out = Vec::new();
         if moe.has_task_gates(l) {
             for (i, (task, ident)) in self.model.tasks.iter().zip(&self.tasks).enumerate() {
-                let columns = moe.layout().task_gate_columns(i, t_count);
+                let columns = moe.layout().task_gate_ranges(i, t_count);
                 out.push(GateDef {
                     field: ident.clone(),
                     metric: format!("{prefix}gate_{}/{}", task.name, task.kind.suffix()),
@@ -137,7 +137,7 @@ impl Ctx<'_> {
                 field: format_ident!("shared"),
                 metric: format!("{prefix}shared_gate"),
                 experts: self.k,
-                columns: (0..self.k).collect(),
+                columns: GateColumns::all(self.k),
                 task: None,
                 in_forward: moe.layout().shared_gate_in_forward(l),
             });
@@ -375,8 +375,16 @@ fn forward(ctx: &Ctx, mode: Mode) -> TokenStream {
             .collect();
         let ws = mixed_gates.iter().map(|(_, w)| w);
         let columns = mixed_gates.iter().map(|(g, _)| {
-            let c = &g.columns;
-            quote!(&[#(#c),*])
+            let GateColumns {
+                own_start,
+                own_len,
+                shared_start,
+                shared_len,
+            } = g.columns;
+            quote!(#p::spec::GateColumns {
+                own_start: #own_start, own_len: #own_len,
+                shared_start: #shared_start, shared_len: #shared_len,
+            })
         });
         code.extend(quote! {
             let [#(#outs),*] = #p::nn::mix_gates::<#ng, #k, #h, #kh, E, D, _>(

@@ -19,12 +19,13 @@ use dfdx::prelude::*;
 
 use super::dense::Float;
 use super::{host_values, Fanout};
+use crate::spec::GateColumns;
 
 /// `[B, W]` with a batch dimension known at run time.
 type Batch<const W: usize, E, D, T> = Tensor<(usize, Const<W>), E, D, T>;
 
 /// Mixes the experts `[B, K·H]` for NG gates; gate g's `[B, K_g]` weights apply to the experts
-/// `columns[g]` (`K_g = columns[g].len()`, every index `< K`). Returns one `[B, H]` per gate,
+/// `columns[g]` (`K_g` of them, every index `< K`). Returns one `[B, H]` per gate,
 /// each carrying part of the gradient tape (the first carries the inputs' tapes).
 pub fn mix_gates<
     const NG: usize,
@@ -37,9 +38,11 @@ pub fn mix_gates<
 >(
     experts: Batch<KH, E, D, T>,
     weights: [Tensor<(usize, usize), E, D, T>; NG],
-    columns: [&[usize]; NG],
+    columns: [GateColumns; NG],
 ) -> Result<[Batch<H, E, D, T>; NG], D::Err> {
     debug_assert_eq!(K * H, KH);
+    let indices: Vec<Vec<usize>> = columns.iter().map(GateColumns::indices).collect();
+    let columns: [&[usize]; NG] = std::array::from_fn(|g| &indices[g][..]);
     // The CPU fast path, chosen by type: `E = f32`, `D = Cpu`, a training or inference tape.
     let args: Box<dyn Any> = Box::new((experts, weights));
     let args = match try_cpu::<NG, H, KH, OwnedTape<f32, Cpu>>(args, columns) {
@@ -286,10 +289,19 @@ mod tests {
         assert!(fused.2.iter().any(|g| g.abs() > 1e-3));
         // Expert 1 and 2 are not in gate 0: only gate 1 (b² loss) moves them.
         // And the public entry point takes the fused path on the CPU with the same result.
+        let ranges = [
+            GateColumns {
+                own_start: 0,
+                own_len: 1,
+                shared_start: 3,
+                shared_len: 1,
+            },
+            GateColumns::all(4),
+        ];
         let [a, _] = mix_gates::<2, 4, 3, 12, f32, Cpu, NoneTape>(
             e.clone(),
             [w0.clone(), w1.clone()],
-            columns,
+            ranges,
         )
         .unwrap();
         close(&a.as_vec(), &fused.0 .0);
