@@ -433,3 +433,24 @@ fn a_failed_step_changes_no_weight() {
         );
     }
 }
+
+mtl_model! {
+    /// An MLP deeper than dfdx's six-module tuples, and a deep tower.
+    pub struct DeepModel {
+        inputs: { item: categorical(cardinality = 12, dim = 3), price: continuous },
+        body: mlp[12, 11, 10, 9, 8, 7, 6, 5](activation = tanh),
+        towers: mlp[4, 4, 4, 4, 4, 4, 3],
+        tasks: { click: binary, watch: regression },
+    }
+}
+
+#[test]
+fn mlps_deeper_than_six_layers_build_and_match_the_generic_path() {
+    gradients_agree::<DeepModel>(300, 2);
+    let dev = Cpu::default();
+    let net = dev.build_module::<DeepModel, f32>();
+    assert_eq!(
+        net.num_trainable_params(),
+        DeepModel::spec().dense_parameters().unwrap() as usize
+    );
+}

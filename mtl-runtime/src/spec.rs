@@ -254,6 +254,16 @@ impl MlpSpec {
         self.widths.last().copied().unwrap_or(0)
     }
 
+    /// The parameter path of layer `i` inside the MLP: `i` for up to 6 layers; deeper MLPs are
+    /// tuples of 6-layer tuples, so `i / 6`.`i % 6`.
+    pub fn layer_path(&self, i: usize) -> String {
+        if self.widths.len() <= 6 {
+            i.to_string()
+        } else {
+            format!("{}.{}", i / 6, i % 6)
+        }
+    }
+
     /// The activation of layer `i`.
     pub fn layer_activation(&self, i: usize) -> Activation {
         if self.no_activation_last_layer && i + 1 == self.widths.len() {

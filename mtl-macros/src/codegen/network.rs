@@ -37,7 +37,15 @@ pub fn mlp_type(m: &Mlp, input: usize) -> TokenStream {
         prev = w;
         t
     });
-    quote!((#(#layers,)*))
+    let layers: Vec<TokenStream> = layers.collect();
+    // dfdx's tuples hold up to 6 modules: deeper MLPs are tuples of such tuples (parameter
+    // paths `i / 6`.`i % 6`, as `MlpSpec::layer_path` says).
+    if layers.len() <= TUPLE_MAX {
+        quote!((#(#layers,)*))
+    } else {
+        let groups = layers.chunks(TUPLE_MAX).map(|g| quote!((#(#g,)*)));
+        quote!((#(#groups,)*))
+    }
 }
 
 pub fn head_type(input: usize, width: usize) -> TokenStream {

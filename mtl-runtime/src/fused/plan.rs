@@ -154,11 +154,12 @@ struct Member {
 }
 
 impl Member {
-    /// Layer `i` of `mlp`, named `<prefix>.<i>.weight|bias`.
+    /// Layer `i` of `mlp`, named `<prefix>.<path of i>.weight|bias`.
     fn of_mlp(prefix: &str, mlp: &MlpSpec, i: usize) -> Member {
+        let path = mlp.layer_path(i);
         Member {
-            weight: format!("{prefix}.{i}.weight"),
-            bias: Some(format!("{prefix}.{i}.bias")),
+            weight: format!("{prefix}.{path}.weight"),
+            bias: Some(format!("{prefix}.{path}.bias")),
             width: mlp.widths[i],
             activation: mlp.layer_activation(i),
             dropout: mlp.layer_dropout(i),
