@@ -690,3 +690,26 @@ fn the_spec_counts_the_dense_parameters_the_network_has() {
     check::<Keywords>();
     check::<TwoHeads>();
 }
+
+mtl_model! {
+    /// One input and one task overridden, the rest inferred from the schema (`..`).
+    pub struct Overridden {
+        schema: "tests/fixtures/merlin-tenrec-video/schema.json",
+        inputs: { user_id: categorical(dim = 64), .. },
+        body: mlp[8],
+        tasks: { click: binary(loss_weight = 5.0), .. },
+    }
+}
+
+#[test]
+fn dots_keep_schema_inference_for_everything_not_declared() {
+    let (o, f) = (Overridden::spec(), FromSchema::spec());
+    let names = |s: &mtl::spec::ModelSpec| s.features.iter().map(|x| x.name).collect::<Vec<_>>();
+    assert_eq!(names(o), names(f), "every schema input, in the same order");
+    assert_eq!(o.feature("user_id").unwrap().dim, 64);
+    assert_eq!(o.feature("item_id").unwrap().dim, f.feature("item_id").unwrap().dim);
+    let tasks = |s: &mtl::spec::ModelSpec| s.tasks.iter().map(|t| t.name).collect::<Vec<_>>();
+    assert_eq!(tasks(o), tasks(f));
+    assert_eq!(o.task("click").unwrap().loss_weight, 5.0);
+    assert_eq!(o.task("like").unwrap().loss_weight, 1.0);
+}

@@ -57,6 +57,8 @@ pub enum Value {
     },
     Map {
         entries: Vec<Entry>,
+        /// `..` among the entries: "and every other one the schema has" (inputs, tasks).
+        rest: Option<Span>,
         span: Span,
     },
     Call(Call),
@@ -161,7 +163,13 @@ impl Parse for ModelDef {
         let name: Ident = input.parse()?;
         let content;
         braced!(content in input);
-        let sections = parse_entries(&content)?;
+        let (sections, rest) = parse_entries(&content)?;
+        if let Some(span) = rest {
+            return Err(syn::Error::new(
+                span,
+                "`..` belongs in `inputs: { .., }` or `tasks: { .., }` (every other schema input or target)",
+            ));
+        }
         if !input.is_empty() {
             return Err(input.error(
                 "unexpected tokens after the model definition; write one model per `mtl_model!`",
@@ -176,10 +184,24 @@ impl Parse for ModelDef {
     }
 }
 
-/// `key: value, ...` until the end of the stream.
-fn parse_entries(input: ParseStream) -> syn::Result<Vec<Entry>> {
+/// `key: value, ...` until the end of the stream, with at most one `..` among them.
+fn parse_entries(input: ParseStream) -> syn::Result<(Vec<Entry>, Option<Span>)> {
     let mut entries = Vec::new();
+    let mut rest = None;
     while !input.is_empty() {
+        if input.peek(Token![..]) {
+            let dots: Token![..] = input.parse()?;
+            if rest.replace(dots.spans[0]).is_some() {
+                return Err(syn::Error::new(dots.spans[0], "`..` is given twice; keep one"));
+            }
+            if input.is_empty() {
+                break;
+            }
+            input
+                .parse::<Token![,]>()
+                .map_err(|e| syn::Error::new(e.span(), "expected `,` between entries"))?;
+            continue;
+        }
         let key: Ident = input.call(<Ident as syn::ext::IdentExt>::parse_any)?;
         if !input.peek(Token![:]) {
             return Err(syn::Error::new(
@@ -197,7 +219,7 @@ fn parse_entries(input: ParseStream) -> syn::Result<Vec<Entry>> {
             .parse::<Token![,]>()
             .map_err(|e| syn::Error::new(e.span(), "expected `,` between entries"))?;
     }
-    Ok(entries)
+    Ok((entries, rest))
 }
 
 fn parse_list(input: ParseStream) -> syn::Result<Vec<Value>> {
@@ -267,8 +289,10 @@ impl Parse for Value {
         if input.peek(syn::token::Brace) {
             let content;
             let b = braced!(content in input);
+            let (entries, rest) = parse_entries(&content)?;
             return Ok(Value::Map {
-                entries: parse_entries(&content)?,
+                entries,
+                rest,
                 span: b.span.join(),
             });
         }

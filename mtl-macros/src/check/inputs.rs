@@ -20,16 +20,23 @@ pub fn is_target(s: &Schema, name: &str) -> bool {
 pub fn explicit_inputs(
     value: &Value,
     schema: Option<&(Span, Schema)>,
+    excluded: &HashSet<String>,
+    def: &ModelDef,
     errors: &mut Errors,
 ) -> Vec<Feature> {
-    let Value::Map { entries, span } = value else {
+    let Value::Map {
+        entries,
+        span,
+        rest,
+    } = value
+    else {
         errors.at(
             value.span(),
             "`inputs` is a block: `inputs: { user_id: categorical(dim = 32), price: continuous }`",
         );
         return Vec::new();
     };
-    if entries.is_empty() {
+    if entries.is_empty() && rest.is_none() {
         errors.at(
             *span,
             "`inputs` is empty: a model needs at least one input, e.g. `inputs: { price: continuous }`",
@@ -165,6 +172,20 @@ pub fn explicit_inputs(
             other => errors.at(
                 call.name.span(),
                 format!("unknown input kind `{other}`; expected `categorical` or `continuous`"),
+            ),
+        }
+    }
+    // `..`: every other input the schema has, as inferred without an `inputs` section.
+    if let Some(dots) = rest {
+        match schema {
+            Some((_, s)) => {
+                let mut skip = excluded.clone();
+                skip.extend(entries.iter().map(|e| e.key.unraw().to_string()));
+                features.extend(schema_inputs(s, &skip, def, errors));
+            }
+            None => errors.at(
+                *dots,
+                "`..` takes the other inputs from the schema, but the model has no `schema`",
             ),
         }
     }

@@ -60,7 +60,7 @@ pub fn resolve(def: &ModelDef) -> (Option<Model>, Errors) {
         .map(|e| schema::exclude(&e.value, schema.as_ref(), &mut errors))
         .unwrap_or_default();
     let features = match sections.get("inputs") {
-        Some(e) => inputs::explicit_inputs(&e.value, schema.as_ref(), &mut errors),
+        Some(e) => inputs::explicit_inputs(&e.value, schema.as_ref(), &excluded, def, &mut errors),
         None => match &schema {
             Some((lit, s)) => {
                 let before = errors.is_empty();
@@ -99,6 +99,7 @@ pub fn resolve(def: &ModelDef) -> (Option<Model>, Errors) {
             &e.value,
             schema.as_ref(),
             &inputs,
+            &excluded,
             &default_tower,
             &mut errors,
         ),

@@ -90,17 +90,23 @@ pub fn explicit_tasks(
     value: &Value,
     schema: Option<&(Span, Schema)>,
     inputs: &HashSet<String>,
+    excluded: &HashSet<String>,
     default_tower: &Option<Mlp>,
     errors: &mut Errors,
 ) -> Vec<Task> {
-    let Value::Map { entries, span } = value else {
+    let Value::Map {
+        entries,
+        span,
+        rest,
+    } = value
+    else {
         errors.at(
             value.span(),
             "`tasks` is a block: `tasks: { click: binary, watching_times: regression }`",
         );
         return Vec::new();
     };
-    if entries.is_empty() {
+    if entries.is_empty() && rest.is_none() {
         errors.at(
             *span,
             "`tasks` is empty: a model needs at least one task, e.g. `tasks: { click: binary }`",
@@ -312,6 +318,23 @@ pub fn explicit_tasks(
             tower,
         });
     }
+    // `..`: a task for every other target of the schema, as inferred without `tasks`.
+    if let Some(dots) = rest {
+        match schema {
+            Some((_, s)) => {
+                let mut skip = excluded.clone();
+                skip.extend(target_columns.iter().cloned());
+                let inferred = schema_targets(s, *dots, &skip, default_tower, false, errors);
+                tasks.extend(inferred.into_iter().filter(|t| {
+                    !tasks_named(entries, &t.name)
+                }));
+            }
+            None => errors.at(
+                *dots,
+                "`..` takes the other tasks from the schema's targets, but the model has no `schema`",
+            ),
+        }
+    }
     tasks.sort_by(|a, b| a.name.cmp(&b.name));
     tasks
 }
@@ -322,6 +345,18 @@ pub fn schema_tasks(
     span: Span,
     excluded: &HashSet<String>,
     default_tower: &Option<Mlp>,
+    errors: &mut Errors,
+) -> Vec<Task> {
+    schema_targets(s, span, excluded, default_tower, true, errors)
+}
+
+/// The tasks of the schema's targets not in `excluded`; `required`: having none is an error.
+fn schema_targets(
+    s: &Schema,
+    span: Span,
+    excluded: &HashSet<String>,
+    default_tower: &Option<Mlp>,
+    required: bool,
     errors: &mut Errors,
 ) -> Vec<Task> {
     let mut tasks = Vec::new();
@@ -367,9 +402,14 @@ pub fn schema_tasks(
             tower: default_tower.clone(),
         });
     }
-    if tasks.is_empty() && errors.is_empty() {
+    if required && tasks.is_empty() && errors.is_empty() {
         errors.at(span, "the schema has no target columns (tag `target`), so no tasks can be inferred; declare `tasks`");
     }
     tasks.sort_by(|a, b| a.name.cmp(&b.name));
     tasks
+}
+
+/// Whether an explicit task is named `name`.
+fn tasks_named(entries: &[crate::parse::Entry], name: &str) -> bool {
+    entries.iter().any(|e| e.key.unraw() == name)
 }
