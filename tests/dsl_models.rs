@@ -534,6 +534,56 @@ fn models_declared_without_imports_build_and_run() {
     );
 }
 
+/// A user type that takes one of a model's generated names (`ClashNetwork`) keeps its name,
+/// and the model still builds and runs: the generated items live in a module of
+/// their own and see their own names first.
+mod clash {
+    pub struct ClashNetwork {
+        pub mine: u8,
+    }
+    mtl::mtl_model! {
+        pub struct Clash {
+            inputs: { x: continuous(width = 2) },
+            body: mlp[4],
+            tasks: { y: regression },
+        }
+    }
+}
+
+#[test]
+fn a_user_type_with_a_generated_name_keeps_it_and_the_model_works() {
+    let mine = clash::ClashNetwork { mine: 7 };
+    assert_eq!(mine.mine, 7);
+    let dev = Cpu::default();
+    let net = dev.build_module::<clash::Clash, f32>();
+    let out = net.forward(input::<2>(&dev, 3));
+    assert_eq!(out.y.shape().0, 3);
+    // The model's network type is still reachable through the builder.
+    let _: &<clash::Clash as BuildOnDevice<Cpu, f32>>::Built = &net;
+}
+
+#[test]
+fn a_model_declared_inside_a_function_builds_and_trains() {
+    mtl_model! {
+        struct Local {
+            inputs: { x: continuous(width = 2) },
+            body: mlp[4],
+            tasks: { y: binary },
+        }
+    }
+    let dev = Cpu::default();
+    let mut net: LocalNetwork<f32, Cpu> = dev.build_module::<Local, f32>();
+    let mut grads = net.alloc_grads();
+    let out = net.forward_mut(input::<2>(&dev, 5).traced(grads));
+    grads = out.y.sum().backward();
+    let w = &grads.get(&net.heads.y.weight);
+    assert!(
+        w.as_vec().iter().any(|g| *g != 0.0),
+        "gradients reach the head"
+    );
+    assert_eq!(Local::INPUT_WIDTH, 2);
+}
+
 mtl_model! {
     /// Columns named by Rust keywords, written as raw identifiers.
     pub struct Keywords {
@@ -707,7 +757,10 @@ fn dots_keep_schema_inference_for_everything_not_declared() {
     let names = |s: &mtl::spec::ModelSpec| s.features.iter().map(|x| x.name).collect::<Vec<_>>();
     assert_eq!(names(o), names(f), "every schema input, in the same order");
     assert_eq!(o.feature("user_id").unwrap().dim, 64);
-    assert_eq!(o.feature("item_id").unwrap().dim, f.feature("item_id").unwrap().dim);
+    assert_eq!(
+        o.feature("item_id").unwrap().dim,
+        f.feature("item_id").unwrap().dim
+    );
     let tasks = |s: &mtl::spec::ModelSpec| s.tasks.iter().map(|t| t.name).collect::<Vec<_>>();
     assert_eq!(tasks(o), tasks(f));
     assert_eq!(o.task("click").unwrap().loss_weight, 5.0);

@@ -192,7 +192,10 @@ fn parse_entries(input: ParseStream) -> syn::Result<(Vec<Entry>, Option<Span>)> 
         if input.peek(Token![..]) {
             let dots: Token![..] = input.parse()?;
             if rest.replace(dots.spans[0]).is_some() {
-                return Err(syn::Error::new(dots.spans[0], "`..` is given twice; keep one"));
+                return Err(syn::Error::new(
+                    dots.spans[0],
+                    "`..` is given twice; keep one",
+                ));
             }
             if input.is_empty() {
                 break;

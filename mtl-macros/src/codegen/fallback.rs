@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Attribute, Ident, Visibility};
 
-use super::{private, Names};
+use super::{private, scope, Names};
 
 /// The part of a model definition known even when it has errors.
 pub struct Header {
@@ -36,9 +36,9 @@ pub fn fallback(errors: Vec<syn::Error>, header: Option<Header>) -> TokenStream 
     } = Names::of(&name);
     let name_str = name.to_string();
     let stand_in = "unreachable: the model has errors, so the program does not compile";
-    quote! {
-        #(#errors)*
-
+    let outer_vis = vis;
+    let vis = scope::inner_visibility(&outer_vis);
+    let items = quote! {
         #(#attrs)*
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
         #vis struct #name;
@@ -132,5 +132,7 @@ pub fn fallback(errors: Vec<syn::Error>, header: Option<Header>) -> TokenStream 
                 ::core::unreachable!(#stand_in)
             }
         }
-    }
+    };
+    let items = scope::wrap(&name, &outer_vis, items);
+    quote!(#(#errors)* #items)
 }

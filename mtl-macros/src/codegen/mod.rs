@@ -9,12 +9,14 @@
 //!
 //! A model `Name` defines these items: `Name` (the builder), `NameNetwork`, `NameTowers`,
 //! `NameHeads`, `NameOutputs`, and for mixture-of-experts bodies `NameGates` (or, for `ple`,
-//! `NameLevel<l>`, `NameLevel<l>Gates` and, from level 2, `NameLevel<l>Experts`).
+//! `NameLevel<l>`, `NameLevel<l>Gates` and, from level 2, `NameLevel<l>Experts`). They live in
+//! a hidden module per model (`scope`), so a clash with a user's name is one error or none.
 
 pub mod fallback;
 mod forward;
 mod moe;
 mod network;
+mod scope;
 mod spec;
 mod summary;
 
@@ -65,7 +67,14 @@ impl Names {
     }
 }
 
-pub fn expand(model: &Model) -> TokenStream {
+pub fn expand(mut model: Model) -> TokenStream {
+    // The items are written for the model's hidden module (see `scope`).
+    let inner_vis = scope::inner_visibility(&model.vis);
+    let outer_vis = std::mem::replace(&mut model.vis, inner_vis);
+    if let crate::model::Body::Custom { ty, .. } = &mut model.body {
+        *ty = scope::inner_type(ty);
+    }
+    let model = &model;
     let names = Names::of(&model.name);
     let tasks: Vec<Ident> = model.tasks.iter().map(|t| field(&t.name, t.span)).collect();
     let body = network::body(model, &tasks);
@@ -73,5 +82,9 @@ pub fn expand(model: &Model) -> TokenStream {
     let types = network::expand(model, &names, &tasks, &body);
     let forward = forward::expand(model, &names, &tasks, &body);
     let summary = summary::expand(model, &names, &tasks, &body);
-    quote!(#spec #types #forward #summary)
+    scope::wrap(
+        &model.name,
+        &outer_vis,
+        quote!(#spec #types #forward #summary),
+    )
 }

@@ -1,7 +1,7 @@
 //! Columnar storage shared by datasets, batches and the streaming shuffle buffer.
 //!
 //! One `Vec<u32>` per id column and one `Vec<f32>` per float column, indexed by the slots of a
-//! [`Layout`](super::Layout). Rows are never materialised as structs: copying a row is one
+//! [`super::Layout`]. Rows are never materialised as structs: copying a row is one
 //! indexed load/store per column, and buffers keep their capacity when cleared, so batch
 //! assembly allocates nothing after the first batch.
 

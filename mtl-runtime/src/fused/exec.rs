@@ -123,7 +123,7 @@ impl Workspace {
 
     /// The backward pass after the loss has written the heads' gradients: parameter gradients
     /// into `param_grad` (each op's range overwritten) and the input's gradient (if the plan
-    /// needs it) into [`Workspace::input_grad`].
+    /// needs it) into the buffer given to [`Workspace::swap_input_grad`].
     pub fn backward(&mut self, plan: &Plan, params: &[f32], param_grad: &mut [f32]) {
         let rows = self.rows;
         for c in &plan.zero_grads {
