@@ -766,3 +766,67 @@ fn dots_keep_schema_inference_for_everything_not_declared() {
     assert_eq!(o.task("click").unwrap().loss_weight, 5.0);
     assert_eq!(o.task("like").unwrap().loss_weight, 1.0);
 }
+
+mtl_model! {
+    // Shared by both models below.
+    schema: "tests/fixtures/merlin-tenrec-video/schema.json",
+    inputs: { user_id: categorical(dim = 16), item_id: categorical(dim = 16), .. },
+    towers: mlp[8],
+    tasks: { click: binary, like: binary },
+
+    /// The shared sections, as they are.
+    pub struct SharedA {
+        body: mlp[16],
+    }
+
+    /// The shared sections with `towers` and `tasks` of its own.
+    pub struct SharedB {
+        body: mmoe(experts = 2, expert = mlp[8]),
+        towers: mlp[4],
+        tasks: { click: binary(loss_weight = 2.0), watching_times: regression },
+    }
+}
+
+#[test]
+fn models_share_sections_and_override_them_and_train() {
+    let (a, b) = (SharedA::spec(), SharedB::spec());
+    let names = |s: &mtl::spec::ModelSpec| s.features.iter().map(|x| x.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(a),
+        names(FromSchema::spec()),
+        "the shared `..` inputs"
+    );
+    assert_eq!(names(a), names(b));
+    assert_eq!(a.feature("user_id").unwrap().dim, 16);
+    assert_eq!(a.input_width, b.input_width);
+    let tasks = |s: &mtl::spec::ModelSpec| s.tasks.iter().map(|t| t.name).collect::<Vec<_>>();
+    assert_eq!(tasks(a), ["click", "like"]);
+    assert_eq!(tasks(b), ["click", "watching_times"]);
+    assert_eq!(b.task("click").unwrap().loss_weight, 2.0);
+    let dev = Cpu::default();
+    let (na, nb) = (
+        dev.build_module::<SharedA, f32>(),
+        dev.build_module::<SharedB, f32>(),
+    );
+    // [out, in]: the shared `towers: mlp[8]` reads SharedA's body (16); SharedB has mlp[4].
+    assert_eq!(na.towers.click.0.weight.shape().concrete(), [8, 16]);
+    assert_eq!(nb.towers.click.0.weight.shape().concrete(), [4, 8]);
+
+    let splits =
+        mtl::data::synthetic::generate_data("tenrec-video", 1_000, &[0.5, 0.5], 9).unwrap();
+    let config = TrainConfig::default().with_batch_size(128);
+    let mut ta = Trainer::<SharedA>::new(Cpu::default(), config.clone()).unwrap();
+    ta.fit(&splits[0], None).unwrap();
+    assert!(ta
+        .evaluate(&splits[1])
+        .unwrap()
+        .get("like/binary_output/auc")
+        .is_some());
+    let mut tb = Trainer::<SharedB>::new(Cpu::default(), config).unwrap();
+    tb.fit(&splits[0], None).unwrap();
+    let report = tb.evaluate(&splits[1]).unwrap();
+    assert!(report
+        .get("watching_times/regression_output/root_mean_squared_error")
+        .is_some());
+    assert!(report.get("loss").unwrap().is_finite());
+}

@@ -1,6 +1,7 @@
 //! The DSL grammar: tokens → a syntax tree that keeps every span.
 //!
 //! ```text
+//! input   := (section ","?)* (model ","?)+     sections before the models are shared by all
 //! model   := attr* vis "struct" Ident "{" (section ","?)* "}"
 //! section := Ident ":" value                 (schema, inputs, exclude, body, towers, tasks)
 //! value   := LitStr | LitInt | LitFloat | "-" number | "(" value,* ")" | "[" value,* "]"
@@ -20,6 +21,12 @@ use syn::{
     braced, bracketed, parenthesized, Attribute, Ident, LitBool, LitFloat, LitInt, LitStr, Token,
     Visibility,
 };
+
+/// Everything inside `mtl_model! { .. }`: sections shared by every model, then the models.
+pub struct Invocation {
+    pub shared: Vec<Entry>,
+    pub models: Vec<ModelDef>,
+}
 
 pub struct ModelDef {
     pub attrs: Vec<Attribute>,
@@ -80,12 +87,14 @@ pub enum Arg {
 }
 
 impl ModelDef {
-    /// The task names of an explicit `tasks` block (for the fallback's outputs struct), in
-    /// name order, each once.
-    pub fn task_names(&self) -> Vec<Ident> {
+    /// The task names of an explicit `tasks` block, the model's own or else a shared one (for
+    /// the fallback's outputs struct), in name order, each once.
+    pub fn task_names(&self, shared: &[&Entry]) -> Vec<Ident> {
+        let own = self.sections.iter().any(|e| e.key == "tasks");
         let mut names: Vec<Ident> = self
             .sections
             .iter()
+            .chain(shared.iter().copied().filter(|_| !own))
             .filter(|e| e.key == "tasks")
             .filter_map(|e| match &e.value {
                 Value::Map { entries, .. } => Some(entries.iter().map(|t| t.key.clone())),
@@ -155,6 +164,59 @@ impl Value {
     }
 }
 
+impl Parse for Invocation {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut shared = Vec::new();
+        let mut models: Vec<ModelDef> = Vec::new();
+        while !input.is_empty() {
+            if starts_model(input) {
+                models.push(input.parse()?);
+                if input.peek(Token![,]) {
+                    input.parse::<Token![,]>()?;
+                }
+                continue;
+            }
+            if input.peek(Token![..]) {
+                return Err(input.error(
+                    "`..` belongs in `inputs: { .., }` or `tasks: { .., }` (every other schema input or target)",
+                ));
+            }
+            let entry = parse_entry(input)?;
+            if !models.is_empty() {
+                return Err(syn::Error::new(
+                    entry.key.span(),
+                    format!(
+                        "section `{}` comes after a model: sections shared by every model come before the first one; move it up, or into a model's braces",
+                        entry.key
+                    ),
+                ));
+            }
+            shared.push(entry);
+            if !input.is_empty() && !starts_model(input) {
+                input
+                    .parse::<Token![,]>()
+                    .map_err(|e| syn::Error::new(e.span(), "expected `,` between entries"))?;
+            } else if input.peek(Token![,]) {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        if models.is_empty() {
+            let what = if shared.is_empty() {
+                "expected a model: `pub struct Name { body: .., .. }`"
+            } else {
+                "these sections are shared by the models that follow them, but no model follows: add `pub struct Name { .. }`"
+            };
+            return Err(syn::Error::new(Span::call_site(), what));
+        }
+        Ok(Invocation { shared, models })
+    }
+}
+
+/// Whether a model (`#[attr]`, `pub`, `struct`) starts here rather than a shared section.
+fn starts_model(input: ParseStream) -> bool {
+    input.peek(Token![#]) || input.peek(Token![pub]) || input.peek(Token![struct])
+}
+
 impl Parse for ModelDef {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let attrs = input.call(Attribute::parse_outer)?;
@@ -168,11 +230,6 @@ impl Parse for ModelDef {
             return Err(syn::Error::new(
                 span,
                 "`..` belongs in `inputs: { .., }` or `tasks: { .., }` (every other schema input or target)",
-            ));
-        }
-        if !input.is_empty() {
-            return Err(input.error(
-                "unexpected tokens after the model definition; write one model per `mtl_model!`",
             ));
         }
         Ok(ModelDef {
@@ -205,16 +262,7 @@ fn parse_entries(input: ParseStream) -> syn::Result<(Vec<Entry>, Option<Span>)> 
                 .map_err(|e| syn::Error::new(e.span(), "expected `,` between entries"))?;
             continue;
         }
-        let key: Ident = input.call(<Ident as syn::ext::IdentExt>::parse_any)?;
-        if !input.peek(Token![:]) {
-            return Err(syn::Error::new(
-                key.span(),
-                format!("expected `:` after `{key}`, as in `{key}: ...`"),
-            ));
-        }
-        input.parse::<Token![:]>()?;
-        let value: Value = input.parse()?;
-        entries.push(Entry { key, value });
+        entries.push(parse_entry(input)?);
         if input.is_empty() {
             break;
         }
@@ -223,6 +271,20 @@ fn parse_entries(input: ParseStream) -> syn::Result<(Vec<Entry>, Option<Span>)> 
             .map_err(|e| syn::Error::new(e.span(), "expected `,` between entries"))?;
     }
     Ok((entries, rest))
+}
+
+/// `key: value`.
+fn parse_entry(input: ParseStream) -> syn::Result<Entry> {
+    let key: Ident = input.call(<Ident as syn::ext::IdentExt>::parse_any)?;
+    if !input.peek(Token![:]) {
+        return Err(syn::Error::new(
+            key.span(),
+            format!("expected `:` after `{key}`, as in `{key}: ...`"),
+        ));
+    }
+    input.parse::<Token![:]>()?;
+    let value: Value = input.parse()?;
+    Ok(Entry { key, value })
 }
 
 fn parse_list(input: ParseStream) -> syn::Result<Vec<Value>> {
@@ -372,18 +434,40 @@ fn peek_end(input: ParseStream) -> bool {
     fork.call(<Ident as syn::ext::IdentExt>::parse_any).is_ok() && fork.is_empty()
 }
 
-/// Best effort for the fallback expansion after a parse error: `attrs vis struct Name`.
-pub fn parse_header(tokens: TokenStream) -> Option<(Vec<Attribute>, Visibility, Ident)> {
-    struct Header(Vec<Attribute>, Visibility, Ident);
-    impl Parse for Header {
+/// Best effort for the fallback expansion after a parse error: the `attrs vis struct Name`
+/// of every model whose header still reads, wherever the error is.
+pub fn parse_headers(tokens: TokenStream) -> Vec<(Vec<Attribute>, Visibility, Ident)> {
+    struct Headers(Vec<(Vec<Attribute>, Visibility, Ident)>);
+    impl Parse for Headers {
         fn parse(input: ParseStream) -> syn::Result<Self> {
-            let attrs = input.call(Attribute::parse_outer)?;
-            let vis = input.parse()?;
-            input.parse::<Token![struct]>()?;
-            let name = input.parse()?;
-            let _rest: TokenStream = input.parse()?;
-            Ok(Header(attrs, vis, name))
+            let mut headers = Vec::new();
+            while !input.is_empty() {
+                let fork = input.fork();
+                let header = (|| -> syn::Result<_> {
+                    let attrs = fork.call(Attribute::parse_outer)?;
+                    let vis: Visibility = fork.parse()?;
+                    fork.parse::<Token![struct]>()?;
+                    let name: Ident = fork.parse()?;
+                    if !fork.peek(syn::token::Brace) {
+                        return Err(fork.error("expected `{`"));
+                    }
+                    Ok((attrs, vis, name))
+                })();
+                match header {
+                    Ok(h) => {
+                        use syn::parse::discouraged::Speculative;
+                        input.advance_to(&fork);
+                        headers.push(h);
+                    }
+                    Err(_) => {
+                        input.parse::<proc_macro2::TokenTree>()?;
+                    }
+                }
+            }
+            Ok(Headers(headers))
         }
     }
-    syn::parse2::<Header>(tokens).ok().map(|h| (h.0, h.1, h.2))
+    syn::parse2::<Headers>(tokens)
+        .map(|h| h.0)
+        .unwrap_or_default()
 }

@@ -25,10 +25,11 @@ use crate::keywords::SECTIONS;
 use crate::model::{Model, SchemaFile};
 use crate::parse::{Entry, ModelDef, Value};
 
-pub fn resolve(def: &ModelDef) -> (Option<Model>, Errors) {
-    let mut errors = Errors::default();
+/// The known sections among `entries`, each once: an unknown section or one given twice is
+/// reported and left out.
+fn sections<'a>(entries: &'a [Entry], errors: &mut Errors) -> BTreeMap<String, &'a Entry> {
     let mut sections: BTreeMap<String, &Entry> = BTreeMap::new();
-    for entry in &def.sections {
+    for entry in entries {
         let key = entry.key.to_string();
         if !SECTIONS.contains(&key.as_str()) {
             errors.at(
@@ -47,6 +48,22 @@ pub fn resolve(def: &ModelDef) -> (Option<Model>, Errors) {
                 format!("section `{key}` is given twice; keep one"),
             );
         }
+    }
+    sections
+}
+
+/// The sections written before the models, which every model gets unless it gives the same
+/// section itself. Their own mistakes (unknown, given twice) are reported here, once.
+pub fn shared_sections<'a>(entries: &'a [Entry], errors: &mut Errors) -> Vec<&'a Entry> {
+    sections(entries, errors).into_values().collect()
+}
+
+/// Checks one model whose own sections are completed by the `shared` ones.
+pub fn resolve(def: &ModelDef, shared: &[&Entry]) -> (Option<Model>, Errors) {
+    let mut errors = Errors::default();
+    let mut sections = sections(&def.sections, &mut errors);
+    for entry in shared {
+        sections.entry(entry.key.to_string()).or_insert(entry);
     }
 
     let schema = sections
@@ -90,9 +107,18 @@ pub fn resolve(def: &ModelDef) -> (Option<Model>, Errors) {
             None
         }
     };
-    let default_tower = sections
-        .get("towers")
-        .and_then(|e| body::mlp_value(&e.value, "`towers`", &mut errors));
+    // `towers: none` opts a model out of shared towers.
+    let default_tower = sections.get("towers").and_then(|e| match &e.value {
+        v if v.as_ident().is_some_and(|i| i == "none") => None,
+        Value::Call(call) if call.name == "mlp" => body::mlp(call, "`towers`", &mut errors),
+        other => {
+            errors.at(
+                other.span(),
+                "`towers` must be an MLP, e.g. `mlp[32, 16]`, or `none`",
+            );
+            None
+        }
+    });
     let inputs: HashSet<String> = features.iter().map(|f| f.name.clone()).collect();
     let tasks = match sections.get("tasks") {
         Some(e) => tasks::explicit_tasks(

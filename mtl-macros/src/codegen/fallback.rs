@@ -18,17 +18,14 @@ pub struct Header {
     pub tasks: Vec<Ident>,
 }
 
-pub fn fallback(errors: Vec<syn::Error>, header: Option<Header>) -> TokenStream {
-    let errors = errors.into_iter().map(|e| e.to_compile_error());
-    let Some(Header {
+/// The stand-in for the model `header` names (its errors are emitted by the caller).
+pub fn fallback(header: Header) -> TokenStream {
+    let Header {
         attrs,
         vis,
         name,
         tasks,
-    }) = header
-    else {
-        return quote!(#(#errors)*);
-    };
+    } = header;
     let p = private();
     let tp = quote!(#p::dfdx::prelude);
     let Names {
@@ -133,6 +130,5 @@ pub fn fallback(errors: Vec<syn::Error>, header: Option<Header>) -> TokenStream 
             }
         }
     };
-    let items = scope::wrap(&name, &outer_vis, items);
-    quote!(#(#errors)* #items)
+    scope::wrap(&name, &outer_vis, items)
 }
