@@ -454,3 +454,65 @@ fn mlps_deeper_than_six_layers_build_and_match_the_generic_path() {
         DeepModel::spec().dense_parameters().unwrap() as usize
     );
 }
+
+mtl_model! {
+    // Deep experts on every kind of mixture-of-experts body, sharing inputs and tasks.
+    inputs: { item: categorical(cardinality = 12, dim = 3), user: categorical(cardinality = 10, dim = 4) },
+    tasks: { click: binary, kind: multiclass(classes = 3), watch: regression },
+
+    /// MMoE whose experts have two layers (gelu).
+    pub struct DeepMmoe {
+        body: mmoe(experts = 3, expert = mlp[6, 4](activation = gelu), gate = mlp[5]),
+        towers: mlp[3],
+    }
+    /// CGC whose experts have three layers, the last linear.
+    pub struct DeepCgc {
+        body: cgc(task_experts = 2, shared_experts = 1,
+                  expert = mlp[5, 4, 3](activation = tanh, no_activation_last_layer)),
+    }
+    /// PLE (paper wiring) whose experts have two layers, at both levels.
+    pub struct DeepPle {
+        body: ple(levels = 2, task_experts = 1, shared_experts = 2, expert = mlp[6, 4],
+                  gate = mlp[3], gate_input = level),
+        towers: mlp[3],
+    }
+    /// One-gate MoE whose experts have seven layers (a tuple of tuples).
+    pub struct DeepestMoe {
+        body: moe(experts = 2, expert = mlp[4, 4, 4, 4, 4, 4, 3]),
+    }
+}
+
+#[test]
+fn multi_layer_experts_match_the_generic_path() {
+    gradients_agree::<DeepMmoe>(300, 2);
+    gradients_agree::<DeepCgc>(300, 2);
+    gradients_agree::<DeepPle>(300, 2);
+    gradients_agree::<DeepestMoe>(300, 2);
+    fn params<M: MtlModel + BuildOnDevice<Cpu, f32>>()
+    where
+        M::Built: NumParams<f32, Cpu>,
+    {
+        let net = Cpu::default().build_module::<M, f32>();
+        let spec = M::SPEC.dense_parameters().unwrap();
+        assert_eq!(net.num_trainable_params() as u128, spec, "{}", M::SPEC.name);
+    }
+    params::<DeepMmoe>();
+    params::<DeepCgc>();
+    params::<DeepPle>();
+    params::<DeepestMoe>();
+}
+
+#[test]
+fn a_model_with_multi_layer_experts_learns_on_both_paths() {
+    let (train, valid) = (dataset(6000, 1), dataset(2000, 2));
+    for fused in [true, false] {
+        let mut cfg = config(fused, 256).with_epochs(4);
+        cfg.dense_lr = 1e-2;
+        let mut t = Trainer::<DeepPle>::new(Cpu::seed_from_u64(5), cfg).unwrap();
+        assert_eq!(t.engine_name() == "fused-cpu", fused);
+        t.fit(&train, None).unwrap();
+        let report = t.evaluate(&valid).unwrap();
+        let auc = report.get("click/binary_output/auc").unwrap();
+        assert!(auc > 0.7, "fused {fused}: click AUC {auc}");
+    }
+}

@@ -149,7 +149,7 @@ pub struct Moe {
     pub experts: usize,
     /// Experts of each task (`cgc`/`ple`; 0 otherwise).
     pub task_experts: usize,
-    /// The expert MLP (one layer; the K experts of a level run as one batched layer).
+    /// The expert MLP (every expert of the body has this shape).
     pub expert: Mlp,
     /// The gate block before the bias-free projection to the experts (`None`: the input).
     pub gate: Option<Mlp>,

@@ -157,14 +157,17 @@ impl ModelSpec {
         self.tasks.iter().find(|t| t.name == name)
     }
 
-    /// The number of dense parameters (weights and biases of the body, towers and heads;
-    /// batch-norm statistics left out), counted in `u128` so that no size overflows; `None` for
+    /// The number of trainable dense parameters (weights and biases of the body, towers and
+    /// heads, batch-norm scales and biases; not the batch-norm running statistics), counted in `u128` so that no size overflows; `None` for
     /// a custom body, whose size only its type knows.
     pub fn dense_parameters(&self) -> Option<u128> {
         fn mlp(m: &MlpSpec, mut input: u128) -> u128 {
             let mut n = 0;
             for &w in m.widths {
                 n += input * w as u128 + w as u128;
+                if m.batch_norm {
+                    n += 2 * w as u128; // scale and bias
+                }
                 input = w as u128;
             }
             n
@@ -182,15 +185,20 @@ impl ModelSpec {
                 let mut n = 0;
                 for l in 1..=lay.levels {
                     let expert_input = if l == 1 { input } else { h };
-                    n += expert_input * k * h + k * h;
+                    n += k * mlp(&moe.expert, expert_input);
                     let gate_input = if lay.gates_read_input(l) { input } else { h };
-                    let gates = if lay.has_task_gates(l) { tasks } else { 0 }
-                        + u128::from(lay.has_shared_gate(l));
                     let (gate_out, gate_block) = match &moe.gate {
                         Some(g) => (g.out_width() as u128, mlp(g, gate_input)),
                         None => (gate_input, 0),
                     };
-                    n += gates * (gate_block + gate_out * k);
+                    // A task gate weighs its own and the shared experts, a shared gate all K.
+                    if lay.has_task_gates(l) {
+                        let weighed = lay.gate_experts() as u128;
+                        n += tasks * (gate_block + gate_out * weighed);
+                    }
+                    if lay.has_shared_gate(l) {
+                        n += gate_block + gate_out * k;
+                    }
                 }
                 n
             }

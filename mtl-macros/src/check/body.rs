@@ -313,20 +313,16 @@ fn moe(call: &Call, moe_kind: MoeKind, errors: &mut Errors) -> Option<Moe> {
         (experts, 0)
     };
     let expert = match opts.take("expert") {
-        Some((_, Some(v))) => mlp_value(v, "`expert`", errors).and_then(|m| {
-            if m.widths.len() > 1 {
-                errors.at(v.span(), "experts have one layer here (`expert = mlp[16]`): the experts of a level run as one batched layer");
-                None
-            } else {
-                Some(m)
-            }
-        }),
+        Some((_, Some(v))) => mlp_value(v, "`expert`", errors),
         Some((k, None)) => {
             errors.at(k.span(), "`expert` needs a value: `expert = mlp[16]`");
             None
         }
         None => {
-            errors.at(call.name.span(), format!("`{kind}` needs the expert block: `expert = mlp[16]`"));
+            errors.at(
+                call.name.span(),
+                format!("`{kind}` needs the expert block: `expert = mlp[16]`"),
+            );
             None
         }
     };

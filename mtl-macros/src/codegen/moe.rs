@@ -1,11 +1,12 @@
 //! Code generation for mixture-of-experts bodies: `mmoe`, `moe`, `cgc` and `ple`.
 //!
 //! All four are stacks of levels (one level unless `ple`). Level l holds:
-//! - its experts: at level 1 ONE batched layer `[B, IN] → [B, K·H]` over the body input x (K =
+//! - its experts: at level 1 ONE group `[B, IN] → [B, K·H]` over the body input x (K =
 //!   T·task_experts + shared experts, task blocks first in task order, then the shared ones);
-//!   from level 2 on one batched layer per group — task t's experts read task t's previous
-//!   output, the shared experts the previous shared output — joined into the same `[B, K·H]`
-//!   layout;
+//!   from level 2 on one group per source — task t's experts read task t's previous output, the
+//!   shared experts the previous shared output — joined into the same `[B, K·H]` layout. A
+//!   group's first layer is one `Dense` K times as wide; deeper experts (`expert = mlp[H1, H]`)
+//!   continue with `GroupedDense` layers, each expert reading only its own columns;
 //! - its gates: one per task (over the task's own + the shared experts, so tasks never see each
 //!   other's experts) and/or a shared gate over all K;
 //! - one mixing of all its gates (`nn::mix_gates`, told which experts each gate weighs).
@@ -22,7 +23,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::Ident;
 
-use super::network::{mlp_type, visit_fields};
+use super::network::{experts_type, mlp_type, visit_fields};
 use super::private;
 use mtl_runtime::spec::{GateColumns, MoeKind};
 
@@ -162,11 +163,9 @@ impl Ctx<'_> {
         quote!(#p::nn::Gate<#gw, #kg, #temp, #block, E, D>)
     }
 
-    /// An expert group of `count` experts reading `input` columns, as one batched layer.
+    /// An expert group of `count` experts reading `input` columns, side by side.
     fn experts_ty(&self, count: usize, input: usize) -> TokenStream {
-        let mut expert: Mlp = self.moe.expert.clone();
-        expert.widths = vec![count * self.h];
-        mlp_type(&expert, input)
+        experts_type(&self.moe.expert, input, count)
     }
 
     /// Expert groups of a level ≥ 2: `(field, count)`, tasks first, then `shared`.

@@ -14,6 +14,14 @@ const TUPLE_MAX: usize = 6;
 
 /// The type of an MLP from `input` wide: a tuple of `Dense` layers.
 pub fn mlp_type(m: &Mlp, input: usize) -> TokenStream {
+    experts_type(m, input, 1)
+}
+
+/// The type of `count` experts `m` that all read the same `input` columns, side by side
+/// (`[B, input] → [B, count·H]`): the first layer is one `Dense` `count` times as wide, the
+/// later ones `GroupedDense` (each expert reads only its own columns). For `count = 1`, the
+/// MLP itself.
+pub fn experts_type(m: &Mlp, input: usize, count: usize) -> TokenStream {
     let p = private();
     let mut prev = input;
     let layers = m.widths.iter().enumerate().map(|(i, &w)| {
@@ -28,12 +36,18 @@ pub fn mlp_type(m: &Mlp, input: usize) -> TokenStream {
             }
         );
         let drop = if linear_last { 0 } else { m.dropout };
+        let out = count * w;
         let norm = if m.batch_norm {
-            quote!(#p::dfdx::nn::modules::BatchNorm1D<#w, E, D>)
+            quote!(#p::dfdx::nn::modules::BatchNorm1D<#out, E, D>)
         } else {
             quote!(#p::nn::NoNorm)
         };
-        let t = quote!(#p::nn::Dense<#prev, #w, #p::nn::#act, #drop, #norm, E, D>);
+        let t = if i == 0 || count == 1 {
+            quote!(#p::nn::Dense<#prev, #out, #p::nn::#act, #drop, #norm, E, D>)
+        } else {
+            let grouped_in = count * prev;
+            quote!(#p::nn::GroupedDense<#count, #prev, #w, #grouped_in, #out, #p::nn::#act, #drop, #norm, E, D>)
+        };
         prev = w;
         t
     });

@@ -220,8 +220,6 @@ impl Builder {
 
     /// Layers reading the same `input`, as one op: each member's output columns.
     fn fused(&mut self, input: Cols, members: Vec<Member>) -> Vec<Cols> {
-        let out_width: usize = members.iter().map(|m| m.width).sum();
-        let output = self.buffer(out_width);
         // Weights first, contiguous in member order (one [ΣO, I] matrix), then the biases.
         let weight = self.plan.num_params;
         for m in &members {
@@ -240,6 +238,27 @@ impl Builder {
             });
             start += m.width;
         }
+        let output = self.dense(input, weight, segments);
+        let mut start = 0;
+        members
+            .iter()
+            .map(|m| {
+                let c = Cols {
+                    buf: output,
+                    start,
+                    width: m.width,
+                };
+                start += m.width;
+                c
+            })
+            .collect()
+    }
+
+    /// A dense op over parameters already laid out (weight `[ΣO, I]` at `weight`); its output
+    /// buffer.
+    fn dense(&mut self, input: Cols, weight: usize, segments: Vec<Segment>) -> usize {
+        let out_width: usize = segments.iter().map(|s| s.width).sum();
+        let output = self.buffer(out_width);
         let needs_pre = segments.iter().any(|s| {
             !matches!(s.activation, Activation::Relu | Activation::Linear) || s.dropout > 0.0
         });
@@ -261,19 +280,48 @@ impl Builder {
             mask,
             input_grad: None,
         }));
-        let mut start = 0;
-        members
-            .iter()
-            .map(|m| {
-                let c = Cols {
-                    buf: output,
-                    start,
-                    width: m.width,
-                };
-                start += m.width;
-                c
-            })
-            .collect()
+        output
+    }
+
+    /// `count` experts `mlp` side by side, from their first layer's output `first`
+    /// (`count·W₀` columns): each expert's `[C, H]` output. Layer i ≥ 1 is one parameter pair
+    /// `<prefix>.<path of i>.weight` `[count·Wᵢ, Wᵢ₋₁]` / `.bias` (as `nn::GroupedDense` holds
+    /// it) and one op per expert over its own rows, reading its own columns.
+    fn expert_layers(
+        &mut self,
+        first: Cols,
+        prefix: &str,
+        mlp: &MlpSpec,
+        count: usize,
+    ) -> Vec<Cols> {
+        let w0 = mlp.widths[0];
+        let mut outs: Vec<Cols> = (0..count).map(|e| first.sub(e * w0, w0)).collect();
+        for i in 1..mlp.widths.len() {
+            let (w_in, w) = (mlp.widths[i - 1], mlp.widths[i]);
+            let path = mlp.layer_path(i);
+            let weight = self.param(format!("{prefix}.{path}.weight"), count * w, w_in);
+            let bias = self.param(format!("{prefix}.{path}.bias"), count * w, 1);
+            outs = outs
+                .into_iter()
+                .enumerate()
+                .map(|(e, input)| {
+                    let segment = Segment {
+                        start: 0,
+                        width: w,
+                        bias: Some(bias + e * w),
+                        activation: mlp.layer_activation(i),
+                        dropout: f32::from(mlp.layer_dropout(i)) / 1000.0,
+                    };
+                    let output = self.dense(input, weight + e * w * w_in, vec![segment]);
+                    Cols {
+                        buf: output,
+                        start: 0,
+                        width: w,
+                    }
+                })
+                .collect();
+        }
+        outs
     }
 
     fn layer(&mut self, input: Cols, member: Member) -> Cols {
@@ -397,17 +445,17 @@ impl Builder {
             Some(gm) => Member::of_mlp(&format!("{}gates.{field}.hidden", pfx(l)), gm, 0),
             None => Member::projection(format!("{}gates.{field}.weight", pfx(l)), experts),
         };
-        let expert_member = |name: String, count: usize| Member {
-            weight: format!("{name}.0.weight"),
-            bias: Some(format!("{name}.0.bias")),
-            width: count * h,
-            activation: moe.expert.layer_activation(0),
-            dropout: moe.expert.layer_dropout(0),
+        // The first layer of a group of `count` experts, `count` times as wide.
+        let expert_member = |name: &str, count: usize| {
+            let mut m = Member::of_mlp(name, &moe.expert, 0);
+            m.width *= count;
+            m
         };
 
         // Everything that reads x is one product: level 1's experts and every gate that reads
         // the body input (level 1's, and all levels' with `gate_input = original`).
-        let mut x_members = vec![expert_member(format!("{}experts", pfx(1)), k)];
+        let level_1_experts = format!("{}experts", pfx(1));
+        let mut x_members = vec![expert_member(&level_1_experts, k)];
         let mut x_gates = Vec::new();
         for l in 1..=lay.levels {
             if lay.gates_read_input(l) {
@@ -428,12 +476,12 @@ impl Builder {
         for l in 1..=lay.levels {
             let level_gates = gates(l);
             let experts: Vec<Cols> = if l == 1 {
-                (0..k).map(|e| x_out[0].sub(e * h, h)).collect()
+                self.expert_layers(x_out[0], &level_1_experts, &moe.expert, k)
             } else {
                 // One product per source: a group's experts and the gates of this level that
                 // read the same previous output.
-                let mut task_groups: Vec<Option<Cols>> = vec![None; t_count];
-                let mut shared_group = None;
+                let mut task_groups: Vec<Option<Vec<Cols>>> = vec![None; t_count];
+                let mut shared_group: Option<Vec<Cols>> = None;
                 let reads_level = !lay.gates_read_input(l);
                 let mut sources: Vec<(Option<usize>, Cols)> = Vec::new();
                 for (t, prev) in prev_task.iter().enumerate() {
@@ -447,10 +495,10 @@ impl Builder {
                 for (task, input) in sources {
                     let mut members = Vec::new();
                     let count = if task.is_some() { n } else { s };
+                    let group = task.map_or("shared".to_string(), |t| tasks[t].name.to_string());
+                    let group = format!("{}experts.{group}", pfx(l));
                     if count > 0 {
-                        let group =
-                            task.map_or("shared".to_string(), |t| tasks[t].name.to_string());
-                        members.push(expert_member(format!("{}experts.{group}", pfx(l)), count));
+                        members.push(expert_member(&group, count));
                     }
                     let gate = level_gates.iter().find(|g| reads_level && g.1 == task);
                     if let Some((field, _, cols)) = gate {
@@ -461,23 +509,24 @@ impl Builder {
                     }
                     let outs = self.fused(input, members);
                     let mut outs = outs.into_iter();
-                    if count > 0 {
-                        let o = outs.next();
-                        match task {
-                            Some(t) => task_groups[t] = o,
-                            None => shared_group = o,
-                        }
-                    }
+                    let first_layer = if count > 0 { outs.next() } else { None };
                     if let (Some((field, _, _)), Some(o)) = (gate, outs.next()) {
                         first.insert((l, field.clone()), o);
+                    }
+                    if let Some(o) = first_layer {
+                        let experts = Some(self.expert_layers(o, &group, &moe.expert, count));
+                        match task {
+                            Some(t) => task_groups[t] = experts,
+                            None => shared_group = experts,
+                        }
                     }
                 }
                 (0..k)
                     .filter_map(|e| {
                         if e < t_count * n {
-                            task_groups[e / n].map(|g| g.sub((e % n) * h, h))
+                            task_groups[e / n].as_ref().map(|g| g[e % n])
                         } else {
-                            shared_group.map(|g| g.sub((e - t_count * n) * h, h))
+                            shared_group.as_ref().map(|g| g[e - t_count * n])
                         }
                     })
                     .collect()

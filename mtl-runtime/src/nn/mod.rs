@@ -6,6 +6,8 @@
 //!   const generic in per-mille, so a layer is fully described by its type.
 //! - An MLP is a tuple of `Dense` layers (parameter names `0.weight`, `1.bias`, ...); a head is a
 //!   `Dense` without activation.
+//! - [`GroupedDense`]: K layers side by side (`[B, K·I] → [B, K·O]`, block k reading only its
+//!   own columns): the second and later layers of multi-layer experts.
 //! - [`Identity`]: the body that passes its input through.
 //! - Mixture-of-experts pieces: [`Gate`], [`mix_gates`],
 //!   [`concat_columns`], and [`Fanout`] for values with several consumers.
@@ -17,12 +19,14 @@
 mod activation;
 mod dense;
 mod fanout;
+mod grouped;
 mod mix;
 mod moe;
 
 pub use activation::{Activation, Gelu, Linear, Relu, Selu, Sigmoid, Tanh};
 pub use dense::{Dense, Float, Identity, NoNorm};
 pub use fanout::Fanout;
+pub use grouped::GroupedDense;
 
 use dfdx::prelude::{Device, HasShape, Shape, Tensor};
 
