@@ -46,11 +46,38 @@
 //! | section | value | default |
 //! |---|---|---|
 //! | `schema` | `"path"` to a Merlin `schema.json` or `schema.pbtxt` | none |
-//! | `inputs` | `{ name: categorical(..) \| continuous(..), .. }` | every non-target categorical/continuous schema column |
+//! | `inputs` | `{ name: categorical(..) \| continuous(..), .. }`; a trailing `..` adds every other input the schema has | every non-target categorical/continuous schema column |
 //! | `exclude` | `[column, ..]`: columns dropped before inference (Merlin's `schema.without`) | `[]` |
-//! | `body` | `mlp[..]`, `identity` or `custom(Block, width = N)` | required |
-//! | `towers` | `mlp[..]`: the tower of every task that names none | no towers |
-//! | `tasks` | `{ name: binary(..) \| regression(..) \| multiclass(..), .. }` | every `target` schema column |
+//! | `body` | `mlp[..]`, `identity`, `custom(Block, width = N)`, `mmoe(..)`, `moe(..)`, `cgc(..)` or `ple(..)` | required |
+//! | `towers` | `mlp[..]`: the tower of every task that names none; `none`: no towers | no towers |
+//! | `tasks` | `{ name: binary(..) \| regression(..) \| multiclass(..), .. }`; a trailing `..` adds a task for every other schema target | every `target` schema column |
+//!
+//! ### Several models, shared sections
+//!
+//! One `mtl_model!` may declare several models. Sections written before the first model are
+//! shared: every model gets them, unless it gives the same section itself, which then replaces
+//! the shared one (the whole section: a model's `inputs` is not merged with the shared
+//! `inputs`). This is how one set of inputs serves several bodies:
+//!
+//! ```
+//! use mtl::prelude::*;
+//!
+//! mtl_model! {
+//!     schema: "tests/fixtures/merlin-tenrec-video/schema.json",
+//!     inputs: { user_id: categorical(dim = 64), item_id: categorical(dim = 64), .. },
+//!     towers: mlp[16],
+//!
+//!     /// Shared bottom, without towers.
+//!     pub struct SharedBottom { body: mlp[32, 16], towers: none }
+//!     /// MMoE with two-layer experts.
+//!     pub struct Mmoe { body: mmoe(experts = 4, expert = mlp[32, 16], gate = mlp[16]) }
+//! }
+//!
+//! assert_eq!(SharedBottom::INPUT_WIDTH, Mmoe::INPUT_WIDTH);
+//! ```
+//!
+//! A mistake in a shared section is reported once, however many models use it. Two models of
+//! one name in one `mtl_model!` are an error on the second name.
 //!
 //! ### `schema`
 //! Read at compile time, relative to the crate root (`CARGO_MANIFEST_DIR`), or, if not found
@@ -69,32 +96,42 @@
 //! network input; `Name::spec().features` gives each one's offset. With a schema, every input must
 //! be a schema column and may not be a target.
 //!
+//! `inputs: { user_id: categorical(dim = 64), .. }` overrides one input and keeps schema
+//! inference for the others (without `..`, the inputs are exactly those listed). `..` needs a
+//! schema; `exclude` applies to what it adds.
+//!
 //! ### `body`
 //! - `mlp[w1, w2, ..]` with options `activation = relu | selu | gelu | tanh | sigmoid | none`
 //!   (default `relu`), `dropout = p` (a rate in `[0, 1)`, multiple of 0.001; training only),
 //!   `batch_norm` (after each layer), `no_activation_last_layer` (the last layer is linear and
 //!   gets no dropout). Layers follow Merlin's MLPBlock: Dense(activation) → Dropout → BatchNorm,
-//!   Keras initialisation (glorot-uniform kernel, zero bias). Up to 6 layers.
+//!   Keras initialisation (glorot-uniform kernel, zero bias). Up to 36 layers (parameter paths
+//!   `0` to `5` for up to 6 layers; deeper MLPs are tuples of 6-layer tuples, `i / 6`.`i % 6`).
 //! - `identity`: the towers read the input directly.
 //! - `custom(Block, width = N)`: your own dfdx module. `Block<E, D>` must implement
 //!   `TensorCollection<E, D>`, `Module` (inference, `NoneTape`) and `ModuleMut` (training,
 //!   `OwnedTape`) from `[B, INPUT_WIDTH]` to `[B, N]`. A block with another output width does not
-//!   compile, and the error underlines `Block` in the DSL.
+//!   compile, and the error underlines `Block` in the DSL. `Block` must be nameable from the
+//!   module that holds the `mtl_model!` call (a type declared inside a function body is not:
+//!   declare the block, or the model, at module level).
 //! - `mmoe(experts = K, expert = mlp[H], gate = mlp[G], temperature = τ)`: Multi-gate
 //!   Mixture-of-Experts (Ma et al., KDD 2018; Merlin's MMOEBlock). K experts read the input; each
 //!   task has its own gate `g = softmax(W·gate(x) / τ)` (`W` bias-free, `[G] → [K]`) and its own
 //!   representation `Σ_k g_k·E_k(x)` (`[B, H]`), which goes to its tower and head. `gate` defaults
-//!   to none (the projection reads the input), `temperature` to 1.0. The K experts run as one
-//!   batched `[IN] → [K·H]` layer (experts have one layer here); the network's fields are
-//!   `experts` and `gates.<task>`, and `gates.<task>.try_weights(x)` returns the `[B, K]` gate
-//!   weights.
+//!   to none (the projection reads the input), `temperature` to 1.0. `expert` is any MLP
+//!   (`mlp[64, 32]`, with its options); H is its last width. The K experts run side by side:
+//!   their first layer is one `[IN] → [K·H₁]` layer, each later layer one
+//!   [`GroupedDense`](crate::nn::GroupedDense) (`[K·Hᵢ₋₁] → [K·Hᵢ]`, expert k reading only its
+//!   own columns), so `experts.0` / `experts.1` / ... are one field per layer whatever K is. The
+//!   network's fields are `experts` and `gates.<task>`, and `gates.<task>.try_weights(x)` returns
+//!   the `[B, K]` gate weights.
 //! - `moe(..)`: the same with ONE gate shared by all tasks (`gates.shared`), the one-gate MoE
 //!   baseline of the MMoE paper.
 //! - `cgc(task_experts = n, shared_experts = s, expert = mlp[H], gate = .., temperature = τ)`:
 //!   Customized Gate Control (Tang et al., RecSys 2020; Merlin's CGCBlock). Every task has its own
 //!   `n` experts and all tasks share `s`; task t's gate weighs exactly its own experts and the
 //!   shared ones (exact matching, no name-prefix leaks) and mixes them. All `T·n + s` experts run
-//!   as one batched layer (task t's experts first, in task order, then the shared ones).
+//!   side by side as above (task t's experts first, in task order, then the shared ones).
 //!   Defaults: `n = 1`, `s = 1`; both 0 is an error. `shared_gate = true` adds Merlin's shared
 //!   gate over all experts (`gates.shared`): reported in the gate metrics, read by no task.
 //! - `ple(levels = L, task_experts = n, shared_experts = s, expert = mlp[H], gate = ..,
@@ -119,6 +156,7 @@
 //!
 //! | option | meaning | default |
 //! |---|---|---|
+//! | `target = column` | the target column, when the task's name is not the column's: two heads on one target (`click_value: regression(target = click)`), output named `click_value/regression_output` | the task's name |
 //! | `tower = mlp[..]` or `tower = none` | the task's own tower | the `towers:` section |
 //! | `loss_weight = λ` | weight of the task's loss in the total (finite, ≥ 0) | 1.0 |
 //! | `class_weights = (neg, pos)` | per-row weight from the task's own target (binary only) | none |
@@ -132,7 +170,44 @@
 //! Without a `tasks` section, every schema column tagged `target` becomes a task by Merlin's
 //! OutputBlock rules: `regression`/`continuous` → regression, `binary_classification`/`binary` →
 //! binary, `categorical`/`multi_class_classification` → binary if `domain.max == 1`, otherwise
-//! multiclass with `domain.max + 1` classes.
+//! multiclass with `domain.max + 1` classes. `tasks: { click: binary(loss_weight = 5.0), .. }`
+//! declares one task and infers the others. `multiclass` without `classes` takes
+//! `domain.max + 1` from the schema, like Merlin.
+//!
+//! ## What the schema is checked for
+//!
+//! With a schema, every fact it states about a column is checked against what the model says,
+//! at compile time, on the token at fault. Each case below is either an error (the model would
+//! train on something else than it says) or allowed, for the reason given.
+//!
+//! | the model says | the schema says | decision |
+//! |---|---|---|
+//! | `binary` | a `regression`/`continuous` target (e.g. `watching_times`, 0..5) | error: the values are not 0/1 labels |
+//! | `binary` | an int domain with more than 2 values | error: declare `multiclass` |
+//! | `regression` | a binary target | allowed: predicting a 0/1 column by squared error is a common baseline (Merlin's `click/regression_output`) |
+//! | `multiclass(classes = N)` | `domain.max + 1 ≠ N` | error; leave `classes` out to take it from the schema |
+//! | `multiclass` | no int domain | error: give `classes = N` |
+//! | `categorical(cardinality = N)` | `domain.max + 1 > N` | error: ids would fall outside the table |
+//! | `categorical(cardinality = N)` | `domain.max + 1 < N` | allowed: spare rows for ids added later (hashing, growing vocabularies) |
+//! | `categorical` | a float column | error: floats cannot index a table |
+//! | `categorical` | an int column not tagged `categorical` | error: datasets decode it as numbers |
+//! | `continuous` | a column tagged `categorical` | error: datasets decode it as ids |
+//! | `continuous(width = W)`, W > 1 | a scalar column | error |
+//! | an input | a target | error: a target cannot be an input |
+//! | `sample_weight = col` | any feature or target, of any kind | allowed: weights are numbers, not only 0/1 masks (the notebook weights `like` by `watching_times` and `click` by `age`) |
+//! | every `loss_weight = 0` | — | error: training would change nothing; some tasks at 0 are allowed (reported, not trained) |
+//! | a column in `inputs` and in `exclude` | — | error: say one or the other |
+//! | `exclude` removes every input | — | error |
+//!
+//! ## Limits
+//!
+//! Every size has an upper bound, each a compile error on the number at fault (never a panic of
+//! the macro, never a rustc that runs out of memory): layer widths, embedding dims and
+//! continuous widths at most 2²⁰; cardinalities at most 2³² (ids are 32-bit); multiclass classes
+//! at most 2²⁰; experts of one kind at most 1024; PLE levels at most 16; MLPs at most 36 layers.
+//! Sizes within the bounds that cannot be allocated (`mlp[100000, 100000]` is 40 GB) fail when the
+//! network is built, with an error that says how much memory it needs, before anything is
+//! allocated.
 //!
 //! ## What it generates
 //!
@@ -151,13 +226,26 @@
 //!   misspelled task is a compile error. In training every output carries part of the gradient
 //!   tape; adding the task losses merges them, and one `backward()` reaches every parameter.
 //!
+//! - For mixture-of-experts bodies, `VideoGates` (the gates of the level); for `ple`,
+//!   `VideoLevel<l>` and `VideoLevel<l>Gates` per level and, from level 2, `VideoLevel<l>Experts`.
+//!
+//! These names belong to the model. They are declared in a hidden module of their own and
+//! re-exported beside the `mtl_model!` call, so:
+//! - a type of yours named like the model (`Video`), or a second model of the same name, is one
+//!   error ("the name `Video` is defined multiple times") on the model's name;
+//! - a type of yours named like one of the other names (`VideoNetwork`) keeps its name in your
+//!   module and the model keeps working (its network is still `<Video as BuildOnDevice<..>>::Built`);
+//! - a model may be declared inside a function.
+//!
 //! Generated code reaches dfdx and the runtime only through `mtl::__private`; a crate using the
 //! DSL needs no dependency but `mtl`, and the expansion is warning-free under
 //! `#![deny(warnings)]`.
 //!
 //! ## Compile errors you will meet
 //!
-//! Every problem is reported at once, each on its own token. A few of the 43 checked cases
+//! Every problem is reported at once, each on its own token, and a model with errors still
+//! provides its whole surface (builder, network, outputs, `spec()`), so its uses add no
+//! follow-on errors. A few of the 70 checked cases
 //! (`tests/ui/`):
 //!
 //! ```text

@@ -15,6 +15,9 @@ use rand_distr::Uniform;
 use super::activation::Activation;
 use super::dense::Float;
 
+/// `[B, W]` with a batch dimension known at run time.
+type Batch<const W: usize, E, D, T> = Tensor<(usize, Const<W>), E, D, T>;
+
 /// K layers side by side: `[B, K·I] → [B, K·O]`, block k mapping columns `k·I..(k+1)·I` to
 /// `k·O..(k+1)·O` as `norm(dropout(A(x_k·W_kᵀ + b_k)))`.
 ///
@@ -136,8 +139,8 @@ where
     /// `A(x_k·W_kᵀ + b_k)` for every block, with the parameters recorded on `x`'s tape.
     fn affine<T: Tape<E, D>>(
         &self,
-        x: Tensor<(usize, Const<KI>), E, D, T>,
-    ) -> Result<Tensor<(usize, Const<KO>), E, D, T>, D::Err> {
+        x: Batch<KI, E, D, T>,
+    ) -> Result<Batch<KO, E, D, T>, D::Err> {
         #[allow(clippy::let_unit_value)]
         let () = Self::WIDTHS_AGREE;
         let batch = x.shape().0;
