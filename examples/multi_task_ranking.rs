@@ -51,7 +51,7 @@ mtl_model! {
         schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
         body: mlp[32, 16],
         tasks: {
-            click: binary(sample_weight = age),
+            click: binary(sample_weight = as_number(age)),
             like: binary(sample_weight = watching_times),
         },
     }

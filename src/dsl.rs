@@ -160,7 +160,7 @@
 //! | `tower = mlp[..]` or `tower = none` | the task's own tower | the `towers:` section |
 //! | `loss_weight = λ` | weight of the task's loss in the total (finite, ≥ 0) | 1.0 |
 //! | `class_weights = (neg, pos)` | per-row weight from the task's own target (binary only) | none |
-//! | `sample_weight = col` or `[col, ..]` | per-row weights from feature/target columns, multiplied; a binary column restricts the task to that column's sample space (`like` only where `click = 1`) | none |
+//! | `sample_weight = col` or `[col, ..]` | per-row weights from feature/target columns, multiplied; a binary column restricts the task to that column's sample space (`like` only where `click = 1`); `as_number(col)` weighs by the ids of a categorical column | none |
 //! | `metrics = [..]` | metrics reported unweighted | per kind, see above |
 //! | `weighted_metrics = [..]` | metrics reported with the sample weights (`weighted_auc`) | none |
 //!
@@ -194,7 +194,9 @@
 //! | `continuous` | a column tagged `categorical` | error: datasets decode it as ids |
 //! | `continuous(width = W)`, W > 1 | a scalar column | error |
 //! | an input | a target | error: a target cannot be an input |
-//! | `sample_weight = col` | any feature or target, of any kind | allowed: weights are numbers, not only 0/1 masks (the notebook weights `like` by `watching_times` and `click` by `age`) |
+//! | `sample_weight = col` | a column of numbers or 0/1 values (a binary target, a continuous feature, a regression target) | allowed: weights are amounts, not only 0/1 masks (the notebook weights `like` by `watching_times`) |
+//! | `sample_weight = col` | a categorical column (ids) that is not 0/1 | error: ids are codes, not amounts, and id 0 would drop the row from the loss. Ambiguous rather than wrong (the notebook weights `click` by `age` as a didactic example), so it takes an explicit opt-in: `sample_weight = as_number(age)` |
+//! | `sample_weight = as_number(col)` | a column of numbers | error: write `sample_weight = col` |
 //! | every `loss_weight = 0` | — | error: training would change nothing; some tasks at 0 are allowed (reported, not trained) |
 //! | a column in `inputs` and in `exclude` | — | error: say one or the other |
 //! | `exclude` removes every input | — | error |
@@ -245,7 +247,7 @@
 //!
 //! Every problem is reported at once, each on its own token, and a model with errors still
 //! provides its whole surface (builder, network, outputs, `spec()`), so its uses add no
-//! follow-on errors. A few of the 70 checked cases
+//! follow-on errors. A few of the 71 checked cases
 //! (`tests/ui/`):
 //!
 //! ```text

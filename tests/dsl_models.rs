@@ -830,3 +830,34 @@ fn models_share_sections_and_override_them_and_train() {
         .is_some());
     assert!(report.get("loss").unwrap().is_finite());
 }
+
+mtl_model! {
+    /// The notebook's weight columns: `click` weighted by the ids of `age` (an explicit
+    /// opt-in), `like` by the `watching_times` target.
+    pub struct WeightedByAge {
+        schema: "tests/fixtures/merlin-tenrec-video/schema.json",
+        body: mlp[8],
+        tasks: {
+            click: binary(sample_weight = as_number(age)),
+            like: binary(sample_weight = [click, watching_times]),
+        },
+    }
+}
+
+#[test]
+fn ids_weigh_a_task_when_asked_to_and_it_trains() {
+    let spec = WeightedByAge::spec();
+    assert_eq!(spec.task("click").unwrap().sample_weights, ["age"]);
+    assert_eq!(
+        spec.task("like").unwrap().sample_weights,
+        ["click", "watching_times"]
+    );
+    let splits =
+        mtl::data::synthetic::generate_data("tenrec-video", 1_000, &[0.5, 0.5], 11).unwrap();
+    let mut trainer =
+        Trainer::<WeightedByAge>::new(Cpu::default(), TrainConfig::default().with_batch_size(128))
+            .unwrap();
+    trainer.fit(&splits[0], None).unwrap();
+    let report = trainer.evaluate(&splits[1]).unwrap();
+    assert!(report.get("loss").unwrap().is_finite());
+}

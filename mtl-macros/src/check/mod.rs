@@ -120,11 +120,17 @@ pub fn resolve(def: &ModelDef, shared: &[&Entry]) -> (Option<Model>, Errors) {
         }
     });
     let inputs: HashSet<String> = features.iter().map(|f| f.name.clone()).collect();
+    let id_inputs: HashSet<String> = features
+        .iter()
+        .filter(|f| matches!(f.kind, crate::model::FeatureKind::Categorical { .. }))
+        .map(|f| f.name.clone())
+        .collect();
     let tasks = match sections.get("tasks") {
         Some(e) => tasks::explicit_tasks(
             &e.value,
             schema.as_ref(),
             &inputs,
+            &id_inputs,
             &excluded,
             &default_tower,
             &mut errors,

@@ -17,6 +17,41 @@ use crate::keywords::MAX_CLASSES;
 use crate::model::{Mlp, Task, TaskKind};
 use crate::parse::Value;
 
+/// A weight column: `col`, or `as_number(col)` (with the span of `as_number`).
+fn weight_column(item: &Value) -> Option<(&Ident, Option<Span>)> {
+    if let Some(col) = item.as_ident() {
+        return Some((col, None));
+    }
+    let Value::Call(call) = item else {
+        return None;
+    };
+    let (None, Some((_, args))) = (&call.brackets, &call.args) else {
+        return None;
+    };
+    match (call.name == "as_number", args.as_slice()) {
+        (true, [crate::parse::Arg::Flag(col)]) => Some((col, Some(call.name.span()))),
+        (true, [crate::parse::Arg::Positional(v)]) => {
+            v.as_ident().map(|c| (c, Some(call.name.span())))
+        }
+        _ => None,
+    }
+}
+
+/// Whether column `c` holds ids rather than numbers: declared `categorical` by the model, or
+/// tagged `categorical` in the schema — unless it is a 0/1 column (a binary target, or an int
+/// domain within 0..=1), which weighs as a mask.
+fn holds_ids(c: &str, schema: Option<&Schema>, id_inputs: &HashSet<String>) -> bool {
+    let column = schema.and_then(|s| s.get(c));
+    let mask = column.is_some_and(|col| {
+        col.has_tag(&Tag::Binary)
+            || col.has_tag(&Tag::BinaryClassification)
+            || col
+                .int_domain()
+                .is_some_and(|(min, max)| min >= 0 && max <= 1)
+    });
+    !mask && (id_inputs.contains(c) || column.is_some_and(|col| col.has_tag(&Tag::Categorical)))
+}
+
 fn metric_list(
     value: Option<&Value>,
     key: &Ident,
@@ -90,6 +125,7 @@ pub fn explicit_tasks(
     value: &Value,
     schema: Option<&(Span, Schema)>,
     inputs: &HashSet<String>,
+    id_inputs: &HashSet<String>,
     excluded: &HashSet<String>,
     default_tower: &Option<Mlp>,
     errors: &mut Errors,
@@ -252,18 +288,24 @@ pub fn explicit_tasks(
             };
             let mut cols = Vec::new();
             for item in items {
-                let Some(col) = item.as_ident() else {
-                    errors.at(item.span(), "expected a column name");
+                let Some((col, as_number)) = weight_column(item) else {
+                    errors.at(item.span(), "expected a column name, or `as_number(column)`");
                     continue;
                 };
                 let c = col.unraw().to_string();
                 let known = target_columns.contains(&c)
                     || inputs.contains(&c)
                     || schema.is_some_and(|(_, s)| s.contains(&c));
-                if known {
-                    cols.push(c);
-                } else {
+                if !known {
                     errors.at(col.span(), format!("sample weight column `{c}` is neither a feature nor a target of this model"));
+                    continue;
+                }
+                // Ids as weights is ambiguous (codes, not amounts): it takes an explicit opt-in.
+                let ids = holds_ids(&c, schema.map(|(_, s)| s), id_inputs);
+                match (ids, as_number) {
+                    (true, None) => errors.at(col.span(), format!("`{c}` is a categorical column: its values are ids (codes), not amounts, and its rows with id 0 would get no loss; to weight by the id values anyway, write `sample_weight = as_number({c})`")),
+                    (false, Some(span)) => errors.at(span, format!("`{c}` holds numbers already, not ids: write `sample_weight = {c}`")),
+                    _ => cols.push(c),
                 }
             }
             // Merlin looks a weight column up among targets first, then features.

@@ -137,10 +137,7 @@ where
     D: Device<E>,
 {
     /// `A(x_k·W_kᵀ + b_k)` for every block, with the parameters recorded on `x`'s tape.
-    fn affine<T: Tape<E, D>>(
-        &self,
-        x: Batch<KI, E, D, T>,
-    ) -> Result<Batch<KO, E, D, T>, D::Err> {
+    fn affine<T: Tape<E, D>>(&self, x: Batch<KI, E, D, T>) -> Result<Batch<KO, E, D, T>, D::Err> {
         #[allow(clippy::let_unit_value)]
         let () = Self::WIDTHS_AGREE;
         let batch = x.shape().0;
