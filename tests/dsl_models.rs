@@ -785,6 +785,12 @@ mtl_model! {
         towers: mlp[4],
         tasks: { click: binary(loss_weight = 2.0), watching_times: regression },
     }
+
+    /// Out of the shared towers.
+    pub struct SharedC {
+        body: mlp[8],
+        towers: none,
+    }
 }
 
 #[test]
@@ -829,6 +835,13 @@ fn models_share_sections_and_override_them_and_train() {
         .get("watching_times/regression_output/root_mean_squared_error")
         .is_some());
     assert!(report.get("loss").unwrap().is_finite());
+
+    // `towers: none`: the heads read the body's 8 columns directly.
+    assert!(SharedC::spec().tasks.iter().all(|t| t.tower.is_none()));
+    let nc = dev.build_module::<SharedC, f32>();
+    assert_eq!(nc.heads.click.weight.shape().concrete(), [1, 8]);
+    let mut tc = Trainer::<SharedC>::new(Cpu::default(), TrainConfig::default()).unwrap();
+    tc.fit(&splits[0], None).unwrap();
 }
 
 mtl_model! {
