@@ -28,6 +28,9 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use mtl_runtime::dfdx;
-    pub use mtl_runtime::model::{DynBatch, MtlModel, NamedGates, TapedOutputs, TaskNetwork};
+    pub use mtl_runtime::model::{
+        named_parameters, DynBatch, MtlModel, NamedGates, NamedParameters, TapedOutputs,
+        TaskNetwork,
+    };
     pub use mtl_runtime::{nn, spec, summary};
 }

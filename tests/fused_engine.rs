@@ -319,7 +319,9 @@ fn results_do_not_depend_on_the_thread_count() {
 fn the_fused_path_learns_like_the_generic_path() {
     let (train, valid) = (dataset(6000, 1), dataset(2000, 2));
     let run = |fused: bool| {
-        let mut cfg = config(fused, 256).with_epochs(4);
+        // Seed 3 (the other tests') initialises the click tower's three ReLUs dead on both
+        // paths: click AUC 0.5. Seeds 0 to 2 learn.
+        let mut cfg = config(fused, 256).with_epochs(4).with_seed(1);
         cfg.dense_lr = 1e-2;
         cfg.embeddings = RowOptimizerConfig::LazyAdam {
             lr: 1e-2,
@@ -340,7 +342,8 @@ fn the_fused_path_learns_like_the_generic_path() {
             "{name}: fused {f} vs generic {g}"
         );
     }
-    assert!(fused.get("click/binary_output/auc").unwrap() > 0.75);
+    let auc = fused.get("click/binary_output/auc").unwrap();
+    assert!(auc > 0.75, "click AUC {auc}");
 }
 
 #[test]

@@ -578,14 +578,33 @@ fn early_stopping_restores_the_best_epoch() {
         close(now, best_loss),
         "the best epoch's weights are back: {now} vs {best_loss}"
     );
-    assert!(EarlyStopping::on("click/binary_output/auc", 2).maximize);
+    assert_eq!(history.best_epoch, Some(best));
+}
+
+#[test]
+fn early_stopping_guesses_the_direction_from_the_name() {
+    let maximized = |name: &str| EarlyStopping::on(name, 2).monitor.maximize;
+    assert!(maximized("click/binary_output/auc"));
+    assert!(maximized("click/binary_output/precision"));
+    assert!(maximized("kind/categorical_output/categorical_accuracy"));
+    for minimized in [
+        "loss",
+        "loss_batch",
+        "regularization_loss",
+        "click/binary_output_loss",
+        "click/binary_output/logloss",
+        "watching_times/regression_output/root_mean_squared_error",
+        "watch/mse",
+        "watch/mae",
+    ] {
+        assert!(!maximized(minimized), "{minimized}");
+    }
     assert!(
-        !EarlyStopping::on(
-            "watching_times/regression_output/root_mean_squared_error",
-            2
-        )
-        .maximize
+        !EarlyStopping::minimize("click/binary_output/auc", 1)
+            .monitor
+            .maximize
     );
+    assert!(EarlyStopping::maximize("loss", 1).monitor.maximize);
 }
 
 #[test]

@@ -287,8 +287,58 @@ impl Embeddings {
         grad: &[f32],
         optimizer: &mut RowOptimizer,
     ) -> Result<()> {
-        let w = binding.input_width;
+        self.apply_scaled_gradient(batch, binding, grad, 1.0, optimizer)
+    }
+
+    /// The squared L2 norm of the embedding gradient of `batch`: of each touched row's
+    /// gradient summed over its lookups (what [`Embeddings::apply_gradient`] applies).
+    pub(crate) fn gradient_norm_sq(
+        &self,
+        batch: &Batch,
+        binding: &InputBinding,
+        grad: &[f32],
+    ) -> f64 {
+        let mut total = 0.0f64;
+        self.for_each_row_gradient(batch, binding, grad, |_, _, sum| {
+            total += sum
+                .iter()
+                .map(|g| f64::from(*g) * f64::from(*g))
+                .sum::<f64>();
+        });
+        total
+    }
+
+    /// [`Embeddings::apply_gradient`] with every row gradient multiplied by `scale` (gradient
+    /// clipping).
+    pub(crate) fn apply_scaled_gradient(
+        &mut self,
+        batch: &Batch,
+        binding: &InputBinding,
+        grad: &[f32],
+        scale: f32,
+        optimizer: &mut RowOptimizer,
+    ) -> Result<()> {
         optimizer.ensure_state(&self.tables)?;
+        let mut updates: Vec<(usize, usize, Vec<f32>)> = Vec::new();
+        self.for_each_row_gradient(batch, binding, grad, |t, id, sum| {
+            updates.push((t, id, sum.iter().map(|g| g * scale).collect()));
+        });
+        for (t, id, g) in updates {
+            optimizer.update_row(t, &mut self.tables[t], id, &g);
+        }
+        Ok(())
+    }
+
+    /// Calls `f(table, id, gradient)` for every row `batch` touches, its gradient summed over
+    /// the row's lookups, table by table in id order.
+    fn for_each_row_gradient(
+        &self,
+        batch: &Batch,
+        binding: &InputBinding,
+        grad: &[f32],
+        mut f: impl FnMut(usize, usize, &[f32]),
+    ) {
+        let w = binding.input_width;
         let mut pairs: Vec<(u32, u32, u16)> = Vec::new(); // (id, batch row, feature index)
         for t in 0..self.tables.len() {
             pairs.clear();
@@ -308,8 +358,7 @@ impl Embeddings {
                 continue;
             }
             pairs.sort_unstable();
-            let table = &mut self.tables[t];
-            let dim = table.dim;
+            let dim = self.tables[t].dim;
             let mut sum = vec![0.0f32; dim];
             let mut i = 0;
             while i < pairs.len() {
@@ -323,16 +372,42 @@ impl Embeddings {
                     }
                     i += 1;
                 }
-                optimizer.update_row(t, table, id as usize, &sum);
+                f(t, id as usize, &sum);
             }
         }
-        Ok(())
     }
 
     /// Total number of embedding parameters.
     pub fn num_params(&self) -> usize {
         self.tables.iter().map(|t| t.weights.len()).sum()
     }
+}
+
+/// Merlin's `l2_batch_regularization_factor` over `rows` rows of the network input `x`
+/// (`[R, INPUT_WIDTH]`, row-major): adds the penalty's gradient `2λ·v` to `grad` on the columns
+/// of every looked-up vector `v` and returns the penalty `λ·Σ‖v‖²` (each lookup counted).
+pub(crate) fn embedding_l2(
+    binding: &InputBinding,
+    x: &[f32],
+    grad: &mut [f32],
+    rows: usize,
+    lambda: f32,
+) -> f64 {
+    let w = binding.input_width;
+    let mut sum = 0.0f64;
+    for (f, _) in &binding.features {
+        if f.kind != FeatureKind::Categorical {
+            continue;
+        }
+        for r in 0..rows {
+            let cols = r * w + f.offset..r * w + f.offset + f.dim;
+            for (g, v) in grad[cols.clone()].iter_mut().zip(&x[cols]) {
+                *g += 2.0 * lambda * v;
+                sum += f64::from(*v) * f64::from(*v);
+            }
+        }
+    }
+    f64::from(lambda) * sum
 }
 
 /// Settings of the embedding optimizer.
@@ -378,6 +453,23 @@ impl RowOptimizerConfig {
             eps: 1e-7,
             weight_decay: 0.0,
         }
+    }
+
+    /// The learning rate.
+    pub fn lr(&self) -> f32 {
+        match self {
+            RowOptimizerConfig::LazyAdam { lr, .. } | RowOptimizerConfig::Adagrad { lr, .. } => *lr,
+        }
+    }
+
+    /// The same optimizer with learning rate `rate`.
+    pub fn with_lr(mut self, rate: f32) -> Self {
+        match &mut self {
+            RowOptimizerConfig::LazyAdam { lr, .. } | RowOptimizerConfig::Adagrad { lr, .. } => {
+                *lr = rate
+            }
+        }
+        self
     }
 }
 

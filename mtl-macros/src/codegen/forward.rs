@@ -80,6 +80,17 @@ pub fn expand(model: &Model, names: &Names, tasks: &[Ident], body: &BodyCode) ->
 
             #gate_weights
 
+            fn seeded_parameters(
+                seed: u64,
+            ) -> ::core::option::Option<::core::result::Result<#p::NamedParameters, ::std::string::String>> {
+                let dev = #tp::Cpu::seed_from_u64(seed);
+                let net = <#name as #tp::BuildOnDevice<#tp::Cpu, f32>>::try_build_on_device(&dev);
+                ::core::option::Option::Some(
+                    net.and_then(|net| #p::named_parameters(&net))
+                        .map_err(|e| ::std::format!("{e:?}")),
+                )
+            }
+
             fn try_forward_eval(
                 &self,
                 x: #p::DynBatch<E, D>,

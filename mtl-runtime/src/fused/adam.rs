@@ -13,6 +13,12 @@ pub(crate) struct AdamStep {
     /// `1 − β₁ᵗ` and `1 − β₂ᵗ` for this step.
     pub c1: f32,
     pub c2: f32,
+    /// L2 penalty on the kernels (`2λ·w` joins their gradients before clipping).
+    pub l2: f32,
+    /// Clip the step's gradient (dense and embedding rows) to this global L2 norm.
+    pub clip: Option<f32>,
+    /// Multiplies every gradient: set by the engine from `clip`.
+    pub grad_scale: f32,
 }
 
 impl AdamStep {
@@ -26,17 +32,29 @@ impl AdamStep {
             weight_decay,
             c1: 1.0 - beta1.powi(t),
             c2: 1.0 - beta2.powi(t),
+            l2: 0.0,
+            clip: None,
+            grad_scale: 1.0,
         }
     }
 
-    /// `m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; w ← w − lr·(m̂/(√v̂ + ε) + λw)`.
+    /// The same step with a kernel L2 penalty and gradient clipping.
+    pub fn with_regularization(mut self, l2: f32, clip: Option<f32>) -> Self {
+        self.l2 = l2;
+        self.clip = clip;
+        self
+    }
+
+    /// `m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; w ← w − lr·(m̂/(√v̂ + ε) + λw)` with
+    /// `g` the gradient times `grad_scale`.
     pub fn apply(&self, w: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
         let n = w.len();
         let (m, v, g) = (&mut m[..n], &mut v[..n], &g[..n]);
-        let (b1, b2, c1, c2) = (self.beta1, self.beta2, self.c1, self.c2);
+        let (b1, b2, c1, c2, s) = (self.beta1, self.beta2, self.c1, self.c2, self.grad_scale);
         for i in 0..n {
-            m[i] = b1 * m[i] + (1.0 - b1) * g[i];
-            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+            let g = g[i] * s;
+            m[i] = b1 * m[i] + (1.0 - b1) * g;
+            v[i] = b2 * v[i] + (1.0 - b2) * g * g;
             w[i] -= self.lr
                 * ((m[i] / c1) / ((v[i] / c2).sqrt() + self.eps) + self.weight_decay * w[i]);
         }

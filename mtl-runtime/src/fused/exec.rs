@@ -38,6 +38,11 @@ impl Workspace {
         fit(&mut self.masks, &plan.mask_widths, rows);
     }
 
+    /// The `[C, INPUT_WIDTH]` input of the last forward pass.
+    pub fn input(&self) -> &[f32] {
+        &self.acts[0]
+    }
+
     /// The `[C, INPUT_WIDTH]` input, to be filled before [`Workspace::forward`].
     pub fn input_mut(&mut self) -> &mut [f32] {
         &mut self.acts[0]

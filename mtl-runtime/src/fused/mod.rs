@@ -79,6 +79,8 @@ struct Chunk {
     read: ChunkRows,
     /// `Σ wᵢ·ℓᵢ` per task over its rows.
     losses: Vec<f64>,
+    /// The embedding L2 penalty over its rows.
+    regularization: f64,
     error: Option<Error>,
 }
 
@@ -94,6 +96,8 @@ pub(crate) struct StepInput<'a> {
     /// The step's index (for error messages and the dropout stream).
     pub step: u64,
     pub seed: u64,
+    /// Merlin's `l2_batch_regularization_factor` on the looked-up vectors.
+    pub embeddings_l2: f32,
 }
 
 /// The engine of one model: its plan, the flat parameters and Adam moments, the thread pool
@@ -335,17 +339,18 @@ impl Engine {
             .reduce(|| true, |a, b| a && b)
     }
 
-    /// One training step: returns each task's loss `Σ wᵢ·ℓᵢ / B` and the weighted total. A
-    /// non-finite loss or gradient is an error and leaves every weight as it was.
+    /// One training step: returns each task's loss `Σ wᵢ·ℓᵢ / B`, the total (weighted task
+    /// losses plus the regularization) and the regularization. A non-finite loss or gradient is
+    /// an error and leaves every weight as it was.
     pub fn step(
         &mut self,
         input: &StepInput,
         embeddings: &mut Embeddings,
         row_optimizer: &mut RowOptimizer,
-        adam: AdamStep,
-    ) -> Result<(Vec<f32>, f32)> {
+        mut adam: AdamStep,
+    ) -> Result<(Vec<f32>, f32, f32)> {
         if input.view.is_empty() {
-            return Ok((vec![0.0; input.tasks.len()], 0.0));
+            return Ok((vec![0.0; input.tasks.len()], 0.0, 0.0));
         }
         let (n, losses, total) = self.run_chunks(input, embeddings)?;
         let Engine {
@@ -422,6 +427,41 @@ impl Engine {
         }
         drop(chunk_grads);
 
+        // Regularization and clipping, on the summed gradients.
+        let mut regularization: f64 = chunks.iter().map(|c| c.regularization).sum();
+        if adam.l2 > 0.0 {
+            let l2 = adam.l2;
+            let mut kernel_sq = 0.0f64;
+            for (name, o, len) in entries.iter() {
+                if crate::train::is_kernel(name) {
+                    let (w, g) = (&params[*o..o + len], &mut grad[*o..o + len]);
+                    for (g, w) in g.iter_mut().zip(w) {
+                        *g += 2.0 * l2 * w;
+                        kernel_sq += f64::from(*w) * f64::from(*w);
+                    }
+                }
+            }
+            regularization += f64::from(l2) * kernel_sq;
+        }
+        if let Some(max_norm) = adam.clip {
+            let (dense_sq, rows_sq) = pool.install(|| {
+                rayon::join(
+                    || {
+                        grad.par_iter()
+                            .map(|g| f64::from(*g) * f64::from(*g))
+                            .sum::<f64>()
+                    },
+                    || owners.par_iter().map(Owner::norm_sq).sum::<f64>(),
+                )
+            });
+            let norm = (dense_sq + rows_sq).sqrt();
+            if norm > f64::from(max_norm) {
+                let scale = (f64::from(max_norm) / norm) as f32;
+                adam.grad_scale = scale;
+                pool.install(|| owners.par_iter_mut().for_each(|o| o.scale(scale)));
+            }
+        }
+
         // Phase 3: Adam on the dense parameters, the row optimizer on the touched rows.
         let grad = &grad[..];
         pool.install(|| {
@@ -437,7 +477,8 @@ impl Engine {
                 || owners.par_iter().for_each(|o| o.apply(&rows, &config)),
             )
         });
-        Ok((losses, total))
+        let regularization = regularization as f32;
+        Ok((losses, total + regularization, regularization))
     }
 
     /// The gradients a step would apply, without applying them: each task's loss, every dense
@@ -535,6 +576,17 @@ impl Chunk {
         ws.swap_input_grad(&mut self.input_grad);
         ws.backward(plan, params, &mut self.param_grad[..plan.num_params]);
         ws.swap_input_grad(&mut self.input_grad);
+        self.regularization = if input.embeddings_l2 > 0.0 {
+            crate::embedding::embedding_l2(
+                input.binding,
+                ws.input(),
+                &mut self.input_grad,
+                rows,
+                input.embeddings_l2,
+            )
+        } else {
+            0.0
+        };
         Ok(())
     }
 }

@@ -151,6 +151,22 @@ impl Owner {
         finite
     }
 
+    /// The squared L2 norm of this owner's row gradients (for gradient clipping).
+    pub fn norm_sq(&self) -> f64 {
+        self.tables
+            .iter()
+            .flat_map(|t| &t.sums)
+            .map(|g| f64::from(*g) * f64::from(*g))
+            .sum()
+    }
+
+    /// Multiplies this owner's row gradients by `scale` (gradient clipping).
+    pub fn scale(&mut self, scale: f32) {
+        for t in &mut self.tables {
+            t.sums.iter_mut().for_each(|g| *g *= scale);
+        }
+    }
+
     /// Applies the sums of [`Owner::accumulate`] to the rows through `rows`.
     pub fn apply(&self, rows: &TableRows, config: &RowOptimizerConfig) {
         for (t, sums) in self.tables.iter().enumerate() {

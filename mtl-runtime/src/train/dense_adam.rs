@@ -31,9 +31,19 @@ pub(crate) struct DenseAdam<D: Device<f32>> {
     pub betas: [f32; 2],
     pub eps: f32,
     pub weight_decay: f32,
+    /// L2 penalty `λ·Σw²` on kernels: `2λ·w` is added to their gradients.
+    pub l2: f32,
+    /// Multiplies every gradient (after the L2 term): gradient clipping.
+    pub grad_scale: f32,
     /// Steps taken (bias correction).
     pub t: u64,
     state: BTreeMap<String, DeviceMoments<D>>,
+}
+
+/// Whether a parameter is a kernel (a layer's weight matrix), which the dense L2 penalty covers
+/// (biases and batch-norm parameters are not).
+pub(crate) fn is_kernel(name: &str) -> bool {
+    name.ends_with("weight")
 }
 
 struct Step<'a, D: Device<f32>> {
@@ -62,6 +72,16 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for Step<'_, D> {
         let g = self.grads.get(&*t).try_reshape_like(&(n,))?;
         let w = t.clone().try_reshape_like(&(n,))?;
         let opt = &mut *self.opt;
+        let g = if opt.l2 > 0.0 && is_kernel(&name) {
+            g.try_add(w.clone().try_mul(2.0 * opt.l2)?)?
+        } else {
+            g
+        };
+        let g = if opt.grad_scale != 1.0 {
+            g.try_mul(opt.grad_scale)?
+        } else {
+            g
+        };
         let dev = t.device().clone();
         let s = match opt.state.entry(name) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
@@ -99,9 +119,71 @@ impl<D: Device<f32>> DenseAdam<D> {
             betas,
             eps,
             weight_decay,
+            l2: 0.0,
+            grad_scale: 1.0,
             t: 0,
             state: BTreeMap::new(),
         }
+    }
+
+    /// `(Σ‖g‖², Σ_kernels w²)` over `module`: the squared norm of the gradient the update would
+    /// apply before clipping (the L2 term included) and the kernels' squared norm (for the
+    /// penalty's value). One device sum per tensor comes back to the host.
+    pub fn norms<M: TensorCollection<f32, D>>(
+        &self,
+        module: &M,
+        grads: &mut Gradients<f32, D>,
+    ) -> Result<(f64, f64), D::Err> {
+        struct Norms<'a, D: Device<f32>> {
+            grads: &'a mut Gradients<f32, D>,
+            l2: f32,
+            grad_sq: f64,
+            kernel_sq: f64,
+        }
+        impl<D: Device<f32>> TensorVisitor<f32, D> for Norms<'_, D> {
+            type Viewer = (ViewTensorRef, ViewTensorName);
+            type Err = D::Err;
+            type E2 = f32;
+            type D2 = D;
+            fn visit<S: Shape>(
+                &mut self,
+                opts: TensorOptions<S, f32, D>,
+                (t, name): (&Tensor<S, f32, D>, String),
+            ) -> Result<Option<Tensor<S, f32, D>>, D::Err> {
+                if !opts.do_gradient_update {
+                    return Ok(None);
+                }
+                self.grads.try_alloc_for(t)?;
+                let n = t.shape().num_elements();
+                let host = |x: Tensor<(usize,), f32, D>| -> Result<f64, D::Err> {
+                    let mut v = [0.0f32];
+                    x.try_square()?.try_sum::<(), _>()?.copy_into(&mut v);
+                    Ok(f64::from(v[0]))
+                };
+                let g = self.grads.get(t).try_reshape_like(&(n,))?;
+                if is_kernel(&name) {
+                    let w = t.clone().try_reshape_like(&(n,))?;
+                    self.kernel_sq += host(w.clone())?;
+                    if self.l2 > 0.0 {
+                        self.grad_sq += host(g.try_add(w.try_mul(2.0 * self.l2)?)?)?;
+                        return Ok(None);
+                    }
+                }
+                self.grad_sq += host(g)?;
+                Ok(None)
+            }
+        }
+        let mut norms = Norms {
+            grads,
+            l2: self.l2,
+            grad_sq: 0.0,
+            kernel_sq: 0.0,
+        };
+        M::iter_tensors(&mut RecursiveWalker {
+            m: (module, String::new()),
+            f: &mut norms,
+        })?;
+        Ok((norms.grad_sq, norms.kernel_sq))
     }
 
     /// One update of every trainable tensor of `module` from `grads`.

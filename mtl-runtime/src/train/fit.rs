@@ -1,11 +1,13 @@
-//! The epoch loop: `fit` on in-memory data, `fit_streaming` on data streamed from disk, early
-//! stopping and the progress bar.
+//! The epoch loop: `fit` on in-memory data, `fit_streaming` on data streamed from disk, the
+//! learning-rate schedule, early stopping and the progress output.
 
 use std::time::Instant;
 
 use dfdx::prelude::*;
 
+use super::config::LrSchedule;
 use super::dense_adam::Moments;
+use super::progress::Progress;
 use super::report::{EpochRecord, History, Report};
 use super::{Scratch, Trainer};
 use crate::data::{BatchOptions, BatchSource, Dataset, Layout, StreamingDataset};
@@ -22,6 +24,8 @@ where
     /// Trains for `config.epochs` epochs on an in-memory dataset; evaluates on `valid` after
     /// each (if given).
     pub fn fit(&mut self, train: &Dataset, valid: Option<&Dataset>) -> Result<History> {
+        let sample = (self.config.train_metrics_rows > 0)
+            .then(|| train.slice(0..self.config.train_metrics_rows.min(train.num_rows())));
         self.fit_source(
             train.layout(),
             |options, epoch| {
@@ -30,11 +34,13 @@ where
                 Ok((Box::new(batches) as Box<dyn BatchSource>, Some(n)))
             },
             valid,
+            sample.as_ref(),
         )
     }
 
     /// Trains on a dataset streamed from disk (row groups through a bounded shuffle buffer), for
-    /// data larger than memory; otherwise like [`Trainer::fit`].
+    /// data larger than memory; otherwise like [`Trainer::fit`] (without training metrics:
+    /// `train_metrics_rows` needs in-memory data).
     pub fn fit_streaming(
         &mut self,
         train: &StreamingDataset,
@@ -50,6 +56,7 @@ where
                 Ok((Box::new(batches) as Box<dyn BatchSource>, n))
             },
             valid,
+            None,
         )
     }
 
@@ -63,7 +70,27 @@ where
             u64,
         ) -> Result<(Box<dyn BatchSource + 'd>, Option<usize>)>,
         valid: Option<&Dataset>,
+        train_sample: Option<&Dataset>,
     ) -> Result<History> {
+        if valid.is_none() {
+            let watched = [
+                self.config
+                    .early_stopping
+                    .as_ref()
+                    .map(|e| ("early stopping", &e.monitor.name)),
+                self.config
+                    .reduce_on_plateau
+                    .as_ref()
+                    .map(|p| ("reduce on plateau", &p.monitor.name)),
+            ];
+            if let Some((what, name)) = watched.into_iter().flatten().next() {
+                return Err(Error::invalid(format!(
+                    "{what} watches the validation value `{name}`, but `fit` was given no \
+                     validation data: pass it (`fit(&train, Some(&valid))`), or remove {what} \
+                     from the config"
+                )));
+            }
+        }
         self.start()?;
         if let Some(engine) = &mut self.engine {
             // The network is the parameters' home between calls: start from it.
@@ -71,7 +98,7 @@ where
             let moments = self.dense_optimizer.host_moments();
             engine.load_moments(|name| moments.get(name).map(|m| (&m.m[..], &m.v[..])));
         }
-        let result = self.fit_epochs(layout, &mut epoch_batches, valid);
+        let result = self.fit_epochs(layout, &mut epoch_batches, valid, train_sample);
         // Whatever happened, the network holds the last good weights (a failed step changes
         // none).
         self.sync_from_engine()?;
@@ -97,6 +124,16 @@ where
         Ok(())
     }
 
+    /// Puts the network and tables of `snapshot` back (on the engine too).
+    fn restore(&mut self, snapshot: (M::Built, Embeddings)) -> Result<()> {
+        self.network = snapshot.0;
+        self.embeddings = snapshot.1;
+        if let Some(engine) = &mut self.engine {
+            engine.load_params(&self.network)?;
+        }
+        Ok(())
+    }
+
     fn fit_epochs<'d>(
         &mut self,
         layout: &Layout,
@@ -105,58 +142,62 @@ where
             u64,
         ) -> Result<(Box<dyn BatchSource + 'd>, Option<usize>)>,
         valid: Option<&Dataset>,
+        train_sample: Option<&Dataset>,
     ) -> Result<History> {
         let spec = M::SPEC;
         let bound = self.bind(layout)?;
         let fused = self.engine.is_some();
         let mut history = History::default();
         let mut scratch = Scratch::default();
-        let mut best: Option<(f64, usize, M::Built, Embeddings)> = None;
+        let mut progress = Progress::new(self.config.progress, self.config.epochs);
+        let scheduled = self.config.schedule != LrSchedule::Constant
+            || self.config.warmup_steps > 0
+            || self.config.reduce_on_plateau.is_some();
+        let early = self.config.early_stopping.clone();
+        // The best epoch so far: (value, epoch, its weights).
+        let mut best: Option<(f64, usize, (M::Built, Embeddings))> = None;
+        let mut since_best = 0usize;
+        let mut stopped = false;
         for epoch in 0..self.config.epochs {
+            let global_epoch = self.epochs_done;
             let options = BatchOptions {
                 batch_size: self.config.batch_size,
                 shuffle: self.config.shuffle,
                 seed: self.config.seed,
                 drop_last: false,
             };
-            let (mut batches, num_batches) = epoch_batches(options, epoch as u64)?;
-            let progress = self.progress_bar(
-                num_batches.unwrap_or(0),
-                &format!("epoch {}/{}", epoch + 1, self.config.epochs),
-            );
+            let (mut batches, num_batches) = epoch_batches(options, global_epoch as u64)?;
+            progress.start_epoch(epoch, num_batches);
             let start = Instant::now();
             let (mut rows, mut loss_sum) = (0usize, 0.0f64);
+            let (mut last_regularization, mut last_total) = (0.0f64, 0.0f64);
             let mut task_sums = vec![0.0f64; spec.tasks.len()];
+            let mut learning_rate;
             loop {
-                let (losses, total, n) = if fused {
+                learning_rate = self.apply_schedule(global_epoch);
+                let (losses, total, regularization, n) = if fused {
                     let Some(view) = batches.next_view()? else {
                         break;
                     };
-                    let (losses, total) = self.fused_step(&view, &bound)?;
-                    (losses, total, view.len())
+                    let (losses, total, reg) = self.fused_step(&view, &bound)?;
+                    (losses, total, reg, view.len())
                 } else {
                     let Some(batch) = batches.next_batch()? else {
                         break;
                     };
-                    let (losses, total) = self.train_step(batch, &bound, &mut scratch)?;
-                    (losses, total, batch.len())
+                    let (losses, total, reg) = self.train_step(batch, &bound, &mut scratch)?;
+                    (losses, total, reg, batch.len())
                 };
                 rows += n;
                 loss_sum += f64::from(total) * n as f64;
+                (last_regularization, last_total) = (f64::from(regularization), f64::from(total));
                 for (s, l) in task_sums.iter_mut().zip(&losses) {
                     *s += f64::from(*l) * n as f64;
                 }
-                if let Some(p) = &progress {
-                    p.inc(1);
-                    p.set_message(format!(
-                        "loss {:.4}, {:.0} rows/s",
-                        loss_sum / rows as f64,
-                        rows as f64 / start.elapsed().as_secs_f64()
-                    ));
-                }
-            }
-            if let Some(p) = progress {
-                p.finish_and_clear();
+                progress.batch(
+                    loss_sum / rows as f64,
+                    rows as f64 / start.elapsed().as_secs_f64(),
+                );
             }
             if rows == 0 {
                 return Err(Error::invalid(
@@ -165,65 +206,158 @@ where
                 ));
             }
             let seconds = start.elapsed().as_secs_f64();
-            let mut train_report = Report::default();
-            train_report.push("loss", loss_sum / rows.max(1) as f64);
-            if spec.tasks.len() > 1 {
-                for (t, s) in spec.tasks.iter().zip(&task_sums) {
-                    train_report.push(format!("{}_loss", t.output_name), s / rows.max(1) as f64);
-                }
-            }
+            self.epochs_done += 1;
             // Evaluation (and an early-stopping snapshot) reads the network.
             self.sync_from_engine()?;
+            let train_report = self.train_report(
+                loss_sum / rows as f64,
+                &task_sums,
+                rows,
+                last_regularization,
+                last_total,
+                train_sample,
+            )?;
             let validation = valid.map(|v| self.evaluate(v)).transpose()?;
-            history.epochs.push(EpochRecord {
+            let record = EpochRecord {
                 epoch,
                 train: train_report,
-                validation: validation.clone(),
+                validation,
                 seconds,
                 rows_per_second: rows as f64 / seconds.max(1e-9),
-            });
-            if let (Some(early), Some(report)) = (&self.config.early_stopping, &validation) {
-                let value = report.get(&early.monitor).ok_or_else(|| {
-                    Error::invalid(format!(
-                        "early stopping monitors `{}`, which the validation report does not have (it has: {})",
-                        early.monitor,
-                        report.names().collect::<Vec<_>>().join(", ")
-                    ))
-                })?;
-                let better = |a: f64, b: f64| if early.maximize { a > b } else { a < b };
-                match &best {
-                    Some((v, _, _, _)) if !better(value, *v) => {
-                        let best_epoch = best.as_ref().map_or(0, |b| b.1);
-                        if epoch - best_epoch >= early.patience {
-                            if let Some((_, e, net, emb)) = best.take() {
-                                self.network = net;
-                                self.embeddings = emb;
-                                if let Some(engine) = &mut self.engine {
-                                    engine.load_params(&self.network)?;
-                                }
-                                history.stopped_early_at_best = Some(e);
-                            }
-                            break;
+                learning_rate,
+            };
+            progress.end_epoch(&record, scheduled.then_some(learning_rate));
+            let report = record.validation.clone();
+            history.epochs.push(record);
+
+            let mut notes = Vec::new();
+            if let Some(monitor) = self.scheduler.monitor() {
+                let value = monitored(report.as_ref(), monitor, "reduce on plateau")?;
+                notes.extend(self.scheduler.end_epoch(value));
+            }
+            if let (Some(early), Some(report)) = (&early, &report) {
+                let name = &early.monitor.name;
+                let value = monitored(Some(report), name, "early stopping")?.unwrap_or(f64::NAN);
+                if value.is_nan() {
+                    since_best += 1;
+                    notes.push(format!(
+                        "early stopping: `{name}` is undefined at epoch {} (e.g. an AUC over a \
+                         split with one class); it counts as no improvement",
+                        epoch + 1
+                    ));
+                } else if best
+                    .as_ref()
+                    .is_none_or(|(b, _, _)| early.monitor.improves(value, *b))
+                {
+                    best = Some((
+                        value,
+                        epoch,
+                        (self.network.clone(), self.embeddings.clone()),
+                    ));
+                    since_best = 0;
+                } else {
+                    since_best += 1;
+                }
+                if let (Some((v, e, _)), true) = (&best, since_best >= early.patience) {
+                    notes.push(format!(
+                        "early stopping: no improvement of `{name}` for {since_best} epochs; \
+                         stopping and restoring epoch {} ({name} {})",
+                        e + 1,
+                        super::report::format_value(*v)
+                    ));
+                    stopped = true;
+                }
+            }
+            for n in &notes {
+                progress.note(n);
+            }
+            history.notes.extend(notes);
+            if stopped {
+                break;
+            }
+        }
+        if early.is_some() {
+            match best {
+                Some((value, epoch, snapshot)) => {
+                    history.best_epoch = Some(epoch);
+                    if stopped {
+                        history.stopped_early_at_best = Some(epoch);
+                    }
+                    if epoch + 1 != history.epochs.len() {
+                        self.restore(snapshot)?;
+                        if !stopped {
+                            let note = format!(
+                                "early stopping: restored the best epoch, {} (`{}` {})",
+                                epoch + 1,
+                                early.as_ref().map_or("", |e| e.monitor.name.as_str()),
+                                super::report::format_value(value)
+                            );
+                            progress.note(&note);
+                            history.notes.push(note);
                         }
                     }
-                    _ => best = Some((value, epoch, self.network.clone(), self.embeddings.clone())),
                 }
+                None if valid.is_some() => {
+                    let note = "early stopping: the monitored value was undefined in every \
+                                epoch, so the last epoch's weights are kept"
+                        .to_string();
+                    progress.note(&note);
+                    history.notes.push(note);
+                }
+                None => {}
             }
         }
         Ok(history)
     }
 
-    fn progress_bar(&self, len: usize, prefix: &str) -> Option<indicatif::ProgressBar> {
-        if !self.config.progress {
-            return None;
+    /// The epoch's training report: the running mean loss (with regularization), each task's
+    /// unweighted loss, the last batch's `regularization_loss` and `loss_batch`, and, with
+    /// `train_metrics_rows`, the metrics of the first training rows.
+    fn train_report(
+        &self,
+        loss: f64,
+        task_sums: &[f64],
+        rows: usize,
+        regularization: f64,
+        last_total: f64,
+        sample: Option<&Dataset>,
+    ) -> Result<Report> {
+        let spec = M::SPEC;
+        let mut report = Report::default();
+        report.push("loss", loss);
+        if spec.tasks.len() > 1 {
+            for (t, s) in spec.tasks.iter().zip(task_sums) {
+                report.push(format!("{}_loss", t.output_name), s / rows as f64);
+            }
         }
-        let bar = indicatif::ProgressBar::new(len as u64);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
-        {
-            bar.set_style(style.progress_chars("=> "));
+        if let Some(sample) = sample.filter(|s| s.num_rows() > 0) {
+            let metrics = self.evaluate(sample)?;
+            for (name, value) in metrics.iter() {
+                let is_loss = name == "loss"
+                    || name.ends_with("_loss")
+                    || name == "loss_batch"
+                    || name.contains("_weight_");
+                if !is_loss {
+                    report.push(name, value);
+                }
+            }
         }
-        bar.set_prefix(prefix.to_string());
-        Some(bar)
+        report.push("regularization_loss", regularization);
+        report.push("loss_batch", last_total);
+        Ok(report)
     }
+}
+
+/// The value `name` of the validation `report`, for `what`; an error naming the values there
+/// are when it has none.
+fn monitored(report: Option<&Report>, name: &str, what: &str) -> Result<Option<f64>> {
+    let Some(report) = report else {
+        return Ok(None);
+    };
+    report.get(name).map(Some).ok_or_else(|| {
+        Error::invalid(format!(
+            "{what} watches `{name}`, which the validation report does not have (it has: {})",
+            report.names().collect::<Vec<_>>().join(", ")
+        ))
+    })
 }

@@ -22,15 +22,19 @@ mod dense_adam;
 mod evaluate;
 mod fit;
 mod predict;
+mod progress;
 mod report;
+mod schedule;
 mod step;
 
 use dfdx::prelude::*;
 
-pub use config::{EarlyStopping, TrainConfig};
+pub use config::{EarlyStopping, LrSchedule, Monitor, ReduceOnPlateau, TrainConfig};
 pub use report::{EpochRecord, GateWeights, History, Report};
 
+pub(crate) use self::dense_adam::is_kernel;
 use self::dense_adam::DenseAdam;
+use self::schedule::Scheduler;
 use crate::data::Layout;
 use crate::embedding::{Embeddings, InputBinding, RowOptimizer};
 use crate::error::{Error, Result};
@@ -54,7 +58,13 @@ where
     loss_weights: Vec<f32>,
     /// Per task: (metrics, weighted metrics), DSL values with config overrides applied.
     metrics: Vec<(Vec<&'static str>, Vec<&'static str>)>,
+    /// Per task: class weights, DSL values with config overrides applied.
+    class_weights: Vec<Option<(f32, f32)>>,
+    /// Optimizer steps taken, over every `fit`.
     step: u64,
+    /// Epochs trained, over every `fit` (epoch-based schedules continue from it).
+    epochs_done: usize,
+    scheduler: Scheduler,
     /// The fused CPU engine, once [`Trainer::prepare`] has built it.
     engine: Option<Engine>,
 }
@@ -116,6 +126,24 @@ fn resolve_metrics(
     Ok(out)
 }
 
+fn resolve_class_weights(
+    spec: &ModelSpec,
+    overrides: &[(String, (f32, f32))],
+) -> Result<Vec<Option<(f32, f32)>>> {
+    let mut weights: Vec<Option<(f32, f32)>> = spec.tasks.iter().map(|t| t.class_weights).collect();
+    for (key, w) in overrides {
+        let i = task_index(spec, key, "class weights")?;
+        if spec.tasks[i].kind != crate::spec::TaskKind::Binary {
+            return Err(Error::invalid(format!(
+                "class weights for `{key}`, which is not a binary task: class weights weigh the \
+                 0 and 1 labels of a binary task"
+            )));
+        }
+        weights[i] = Some(*w);
+    }
+    Ok(weights)
+}
+
 fn resolve_loss_weights(spec: &ModelSpec, overrides: &[(String, f32)]) -> Result<Vec<f32>> {
     let mut weights: Vec<f32> = spec.tasks.iter().map(|t| t.loss_weight).collect();
     for (key, w) in overrides {
@@ -149,13 +177,27 @@ where
     M::Built: TaskNetwork<f32, D> + Clone,
     D: Device<f32>,
 {
-    /// Builds the network (dfdx init from the device's RNG) and the tables (seeded).
+    /// Builds the network and the tables, both initialised from `config.seed` (the dense
+    /// initialisation does not depend on the device or its RNG).
     pub fn new(device: D, config: TrainConfig) -> Result<Self> {
         let spec = M::SPEC;
         config.validate()?;
         crate::embedding::check_memory(spec, &config.embeddings)?;
-        let network = M::try_build_on_device(&device)
+        let mut network = M::try_build_on_device(&device)
             .map_err(|e| Error::invalid(format!("cannot build the network: {e:?}")))?;
+        // One seed fixes the dense initialisation too, on every device (not the device's RNG).
+        if let Some(values) = <M::Built as TaskNetwork<f32, D>>::seeded_parameters(config.seed) {
+            let values = values
+                .map_err(|e| Error::invalid(format!("cannot initialise the network: {e}")))?;
+            let missing = crate::model::load_named_parameters(&mut network, &values)
+                .map_err(Self::device_err)?;
+            if !missing.is_empty() {
+                return Err(Error::invalid(format!(
+                    "the seeded initialisation lacks parameters {}",
+                    missing.join(", ")
+                )));
+            }
+        }
         let embeddings = Embeddings::new(spec, config.seed)?;
         let dense_optimizer = DenseAdam::new(
             config.dense_lr as f32,
@@ -165,6 +207,13 @@ where
         );
         let loss_weights = resolve_loss_weights(spec, &config.loss_weights)?;
         let metrics = resolve_metrics(spec, &config)?;
+        let class_weights = resolve_class_weights(spec, &config.class_weights)?;
+        let scheduler = Scheduler::new(
+            config.schedule.clone(),
+            config.warmup_steps,
+            config.reduce_on_plateau.clone(),
+            config.dense_lr,
+        );
         Ok(Trainer {
             device,
             network,
@@ -174,7 +223,10 @@ where
             config,
             loss_weights,
             metrics,
+            class_weights,
             step: 0,
+            epochs_done: 0,
+            scheduler,
             engine: None,
         })
     }
@@ -246,9 +298,25 @@ where
             tasks: spec
                 .tasks
                 .iter()
-                .map(|t| TaskBinding::bind(t, layout))
+                .zip(&self.class_weights)
+                .map(|(t, &class_weights)| {
+                    let mut b = TaskBinding::bind(t, layout)?;
+                    b.spec.class_weights = class_weights;
+                    Ok(b)
+                })
                 .collect::<Result<_>>()?,
         })
+    }
+
+    /// Sets this step's learning rates (dense and embeddings) from the schedule; returns the
+    /// dense rate.
+    fn apply_schedule(&mut self, epoch: usize) -> f64 {
+        let factor = self.scheduler.factor(self.step, epoch);
+        let dense = self.config.dense_lr * factor;
+        self.dense_optimizer.lr = dense as f32;
+        let embeddings = f64::from(self.config.embeddings.lr()) * factor;
+        self.row_optimizer.config = self.config.embeddings.with_lr(embeddings as f32);
+        dense
     }
 
     fn device_err(e: impl std::fmt::Debug) -> Error {

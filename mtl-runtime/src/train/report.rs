@@ -60,24 +60,60 @@ impl Report {
         format!("{{{}}}", items.join(", "))
     }
 
-    /// `name,value` lines with a header.
+    /// `name,value` lines with a header; an undefined value is `NaN`.
     pub fn to_csv(&self) -> String {
         let mut out = String::from("name,value\n");
         for (n, v) in &self.entries {
-            out.push_str(&format!("{n},{v}\n"));
+            out.push_str(&format!("{},{v}\n", csv_field(n)));
         }
         out
     }
+
+    /// Whether some value is undefined (NaN), e.g. the AUC of a split with one class.
+    pub fn has_undefined(&self) -> bool {
+        self.entries.iter().any(|(_, v)| v.is_nan())
+    }
 }
+
+/// A value for people: 6 decimals, or `undefined` for NaN.
+pub(crate) fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "undefined".into()
+    } else {
+        format!("{v:.6}")
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A JSON number, or `null` for a value JSON cannot hold (NaN, ±∞).
+fn json_number(v: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// The note under a table that shows an undefined value.
+pub(crate) const UNDEFINED_NOTE: &str =
+    "undefined: not computable on this data (an AUC needs both classes among the rows)";
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rows: Vec<[String; 2]> = self
             .entries
             .iter()
-            .map(|(n, v)| [n.clone(), format!("{v:.6}")])
+            .map(|(n, v)| [n.clone(), format_value(*v)])
             .collect();
-        crate::table::write_table(f, &["metric", "value"], &rows)
+        crate::table::write_table(f, &["metric", "value"], &rows)?;
+        if self.has_undefined() {
+            writeln!(f, "{UNDEFINED_NOTE}")?;
+        }
+        Ok(())
     }
 }
 
@@ -91,6 +127,9 @@ pub struct EpochRecord {
     pub validation: Option<Report>,
     pub seconds: f64,
     pub rows_per_second: f64,
+    /// The dense learning rate at the epoch's end (after warm-up, decay and plateau
+    /// reductions).
+    pub learning_rate: f64,
 }
 
 /// Per-epoch records of a `fit`.
@@ -99,6 +138,110 @@ pub struct History {
     pub epochs: Vec<EpochRecord>,
     /// Set when early stopping ended training: the best epoch (0-based).
     pub stopped_early_at_best: Option<usize>,
+    /// With early stopping: the epoch whose weights the trainer holds after `fit` (the best
+    /// one); `None` when no epoch had a defined monitored value.
+    pub best_epoch: Option<usize>,
+    /// What happened besides the epochs: undefined monitored values, early stopping,
+    /// learning-rate reductions.
+    pub notes: Vec<String>,
+}
+
+impl History {
+    /// The column names of [`History::to_csv`]: `epoch`, `seconds`, `rows_per_second`,
+    /// `learning_rate`, then every training value as `<name>` and every validation value as
+    /// `val_<name>`, in the order they first appear.
+    pub fn columns(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let mut add = |n: String| {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        };
+        for e in &self.epochs {
+            e.train.names().for_each(|n| add(n.to_string()));
+        }
+        for e in &self.epochs {
+            if let Some(v) = &e.validation {
+                v.names().for_each(|n| add(format!("val_{n}")));
+            }
+        }
+        ["epoch", "seconds", "rows_per_second", "learning_rate"]
+            .into_iter()
+            .map(String::from)
+            .chain(names)
+            .collect()
+    }
+
+    /// One row per epoch (1-based epoch numbers, as printed), with a header; an undefined or
+    /// absent value is `NaN`.
+    pub fn to_csv(&self) -> String {
+        let columns = self.columns();
+        let mut out = columns
+            .iter()
+            .map(|c| csv_field(c))
+            .collect::<Vec<_>>()
+            .join(",");
+        out.push('\n');
+        for e in &self.epochs {
+            let row: Vec<String> = columns.iter().map(|c| format!("{}", e.value(c))).collect();
+            out.push_str(&row.join(","));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// `{"epochs": [{"epoch": 1, "seconds": .., "rows_per_second": .., "learning_rate": ..,
+    /// "train": {..}, "validation": {..} or null}, ..], "best_epoch": 1-based or null,
+    /// "stopped_early": bool, "notes": [..]}`. JSON has no NaN: an undefined value is `null`.
+    pub fn to_json(&self) -> String {
+        let report = |r: &Report| {
+            serde_json::Value::Object(
+                r.iter()
+                    .map(|(n, v)| (n.to_string(), json_number(v)))
+                    .collect(),
+            )
+        };
+        let epochs: Vec<serde_json::Value> = self
+            .epochs
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "epoch": e.epoch + 1,
+                    "seconds": json_number(e.seconds),
+                    "rows_per_second": json_number(e.rows_per_second),
+                    "learning_rate": json_number(e.learning_rate),
+                    "train": report(&e.train),
+                    "validation": e.validation.as_ref().map(report),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "epochs": epochs,
+            "best_epoch": self.best_epoch.map(|e| e + 1),
+            "stopped_early": self.stopped_early_at_best.is_some(),
+            "notes": self.notes,
+        })
+        .to_string()
+    }
+}
+
+impl EpochRecord {
+    /// The value of a [`History::columns`] column in this epoch (NaN when absent).
+    pub fn value(&self, column: &str) -> f64 {
+        match column {
+            "epoch" => (self.epoch + 1) as f64,
+            "seconds" => self.seconds,
+            "rows_per_second" => self.rows_per_second,
+            "learning_rate" => self.learning_rate,
+            c => match c.strip_prefix("val_") {
+                Some(v) if self.train.get(c).is_none() => {
+                    self.validation.as_ref().and_then(|r| r.get(v))
+                }
+                _ => self.train.get(c),
+            }
+            .unwrap_or(f64::NAN),
+        }
+    }
 }
 
 /// Mean expert weights per gate, read back from a report's `<gate>_weight_<k>` entries.

@@ -20,15 +20,19 @@ where
     M::Built: TaskNetwork<f32, D> + Clone,
     D: Device<f32>,
 {
-    /// One step of the fused CPU engine on `view`; returns the unweighted per-task losses and
-    /// the total.
+    /// One step of the fused CPU engine on `view`; returns the unweighted per-task losses, the
+    /// total (weighted losses plus regularization) and the regularization.
     pub(super) fn fused_step(
         &mut self,
         view: &BatchView,
         bound: &Bound,
-    ) -> Result<(Vec<f32>, f32)> {
+    ) -> Result<(Vec<f32>, f32, f32)> {
         let opt = &self.dense_optimizer;
-        let adam = AdamStep::new(opt.lr, opt.betas, opt.eps, opt.weight_decay, opt.t + 1);
+        let adam = AdamStep::new(opt.lr, opt.betas, opt.eps, opt.weight_decay, opt.t + 1)
+            .with_regularization(
+                self.config.dense_l2 as f32,
+                self.config.clip_global_norm.map(|c| c as f32),
+            );
         let input = StepInput {
             view: *view,
             binding: &bound.input,
@@ -36,6 +40,7 @@ where
             loss_weights: &self.loss_weights,
             step: self.step,
             seed: self.config.seed,
+            embeddings_l2: self.config.embeddings_l2 as f32,
         };
         let engine = self
             .engine
@@ -102,18 +107,30 @@ where
         Ok((losses, total_value, total.backward(), x_ref))
     }
 
-    /// One step of the generic path on `batch`; returns the unweighted per-task losses and the
-    /// total.
+    /// One step of the generic path on `batch`; returns the unweighted per-task losses, the
+    /// total (weighted losses plus regularization) and the regularization.
     pub(super) fn train_step(
         &mut self,
         batch: &Batch,
         bound: &Bound,
         scratch: &mut Scratch,
-    ) -> Result<(Vec<f32>, f32)> {
+    ) -> Result<(Vec<f32>, f32, f32)> {
         let (losses, total_value, mut grads, x_ref) =
             self.generic_backward(batch, bound, scratch)?;
+        let mut input_grad = host_values(&grads.get(&x_ref));
+        let mut regularization = 0.0f64;
+        let embeddings_l2 = self.config.embeddings_l2 as f32;
+        if embeddings_l2 > 0.0 {
+            let x = host_values(&x_ref);
+            regularization += crate::embedding::embedding_l2(
+                &bound.input,
+                &x,
+                &mut input_grad,
+                batch.len(),
+                embeddings_l2,
+            );
+        }
         // Nothing moves unless every gradient is finite.
-        let input_grad = host_values(&grads.get(&x_ref));
         let bad = if input_grad.iter().all(|g| g.is_finite()) {
             DenseAdam::first_non_finite(&self.network, &mut grads).map_err(Self::device_err)?
         } else {
@@ -126,17 +143,42 @@ where
                 self.step
             )));
         }
+        // The dense L2 term joins the kernels' gradients inside the update; clipping scales
+        // every gradient by one factor.
+        let dense_l2 = self.config.dense_l2;
+        self.dense_optimizer.l2 = dense_l2 as f32;
+        self.dense_optimizer.grad_scale = 1.0;
+        let mut scale = 1.0f32;
+        if dense_l2 > 0.0 || self.config.clip_global_norm.is_some() {
+            let (dense_sq, kernel_sq) = self
+                .dense_optimizer
+                .norms(&self.network, &mut grads)
+                .map_err(Self::device_err)?;
+            regularization += dense_l2 * kernel_sq;
+            if let Some(max_norm) = self.config.clip_global_norm {
+                let rows_sq = self
+                    .embeddings
+                    .gradient_norm_sq(batch, &bound.input, &input_grad);
+                let norm = (dense_sq + rows_sq).sqrt();
+                if norm > max_norm {
+                    scale = (max_norm / norm) as f32;
+                }
+            }
+        }
+        self.dense_optimizer.grad_scale = scale;
         self.dense_optimizer
             .update(&mut self.network, &mut grads)
             .map_err(Self::device_err)?;
-        self.embeddings.apply_gradient(
+        self.embeddings.apply_scaled_gradient(
             batch,
             &bound.input,
             &input_grad,
+            scale,
             &mut self.row_optimizer,
         )?;
         self.step += 1;
-        Ok((losses, total_value))
+        let regularization = regularization as f32;
+        Ok((losses, total_value + regularization, regularization))
     }
 
     /// The gradients one training step would apply on the first `batch_size` rows of `data`
@@ -159,6 +201,7 @@ where
                 loss_weights: &self.loss_weights,
                 step: self.step,
                 seed: self.config.seed,
+                embeddings_l2: 0.0,
             };
             let (losses, dense, input) = engine.gradients(&input, &self.embeddings)?;
             return Ok(StepGradients {
