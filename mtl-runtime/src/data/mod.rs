@@ -32,6 +32,7 @@ mod decode;
 mod files;
 mod layout;
 mod policy;
+mod rows;
 mod stream;
 pub mod synthetic;
 mod view;
@@ -41,6 +42,7 @@ pub use batch::{Batch, BatchOptions, BatchSource, Batches};
 pub use dataset::{ColumnValues, Dataset, Head};
 pub use layout::{ColumnKind, ColumnSlot, Layout};
 pub use policy::{ColumnRepairs, IdPolicy, LoadOptions, LoadReport, NullPolicy};
+pub use rows::Rows;
 pub use stream::{
     StreamingBatches, StreamingDataset, DEFAULT_SHUFFLE_BUFFER_ROWS, READ_SLICE_ROWS,
 };

@@ -75,6 +75,11 @@ impl StreamingDataset {
         &self.layout
     }
 
+    /// The data files it reads.
+    pub fn files(&self) -> Vec<std::path::PathBuf> {
+        self.source.parts.iter().map(|p| p.path.clone()).collect()
+    }
+
     /// Rows in the dataset, when the file metadata says (Parquet).
     pub fn num_rows(&self) -> Option<u64> {
         self.source.num_rows()

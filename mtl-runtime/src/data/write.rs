@@ -105,34 +105,64 @@ impl Dataset {
 
     /// Rows `range` as an Arrow record batch, each column in its schema dtype.
     pub fn record_batch(&self, range: std::ops::Range<usize>) -> Result<RecordBatch> {
-        let mut fields = Vec::new();
-        let mut arrays: Vec<ArrayRef> = Vec::new();
-        for col in self.layout().columns() {
-            let name = &col.schema.name;
-            // Every decoded value (u32 id or f32) is exact as f64; `typed` narrows it to the
-            // schema dtype. Ids default to int64, other columns to float32.
-            let array = match col.kind {
-                ColumnKind::Ids => {
-                    let v = &self.ids(name).unwrap_or_default()[range.clone()];
-                    let dtype = if col.schema.dtype.is_integer() {
-                        col.schema.dtype
-                    } else {
-                        DType::Int64
-                    };
-                    typed(dtype, v.iter().map(|&x| f64::from(x)))
-                }
-                ColumnKind::Floats => {
-                    let v = &self.floats(name).unwrap_or_default()[range.clone()];
-                    typed(col.schema.dtype, v.iter().map(|&x| f64::from(x)))
-                }
-            };
-            fields.push(Field::new(name, array.data_type().clone(), false));
-            arrays.push(array);
-        }
-        let schema = Arc::new(arrow_schema::Schema::new(fields));
-        RecordBatch::try_new(schema, arrays)
-            .map_err(|e| Error::invalid(format!("cannot assemble a record batch: {e}")))
+        let names: Vec<&str> = self
+            .layout()
+            .columns()
+            .iter()
+            .map(|c| c.schema.name.as_str())
+            .collect();
+        columns_record_batch(
+            self.layout(),
+            &names,
+            |n| self.ids(n).map(|v| &v[range.clone()]),
+            |n| self.floats(n).map(|v| &v[range.clone()]),
+        )
     }
+}
+
+impl super::Batch {
+    /// Columns `names` of this batch as an Arrow record batch, each in its schema dtype.
+    pub fn record_batch(&self, names: &[&str]) -> Result<RecordBatch> {
+        columns_record_batch(self.layout(), names, |n| self.ids(n), |n| self.floats(n))
+    }
+}
+
+/// Columns `names` of `layout` as an Arrow record batch, their values from `ids` / `floats`.
+fn columns_record_batch<'a>(
+    layout: &super::Layout,
+    names: &[&str],
+    ids: impl Fn(&str) -> Option<&'a [u32]>,
+    floats: impl Fn(&str) -> Option<&'a [f32]>,
+) -> Result<RecordBatch> {
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for name in names {
+        let col = layout
+            .get(name)
+            .ok_or_else(|| Error::invalid(format!("column `{name}` is not in the dataset")))?;
+        // Every decoded value (u32 id or f32) is exact as f64; `typed` narrows it to the
+        // schema dtype. Ids default to int64, other columns to float32.
+        let array = match col.kind {
+            ColumnKind::Ids => {
+                let v = ids(name).unwrap_or_default();
+                let dtype = if col.schema.dtype.is_integer() {
+                    col.schema.dtype
+                } else {
+                    DType::Int64
+                };
+                typed(dtype, v.iter().map(|&x| f64::from(x)))
+            }
+            ColumnKind::Floats => {
+                let v = floats(name).unwrap_or_default();
+                typed(col.schema.dtype, v.iter().map(|&x| f64::from(x)))
+            }
+        };
+        fields.push(Field::new(*name, array.data_type().clone(), false));
+        arrays.push(array);
+    }
+    let schema = Arc::new(arrow_schema::Schema::new(fields));
+    RecordBatch::try_new(schema, arrays)
+        .map_err(|e| Error::invalid(format!("cannot assemble a record batch: {e}")))
 }
 
 /// An Arrow array of `dtype` from exact values (float32 for dtypes without an Arrow writer here).

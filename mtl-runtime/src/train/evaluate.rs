@@ -5,7 +5,7 @@ use dfdx::prelude::*;
 
 use super::report::Report;
 use super::{Bound, Scratch, Trainer};
-use crate::data::{Batch, BatchOptions, BatchView, Dataset};
+use crate::data::{Batch, BatchView, Rows};
 use crate::error::Result;
 use crate::loss::host_task_loss;
 use crate::metrics::stream::MetricState;
@@ -70,15 +70,17 @@ where
     }
 
     /// Loss and metrics over all of `data` (in order, no shuffling), named as Merlin names them.
-    pub fn evaluate(&self, data: &Dataset) -> Result<Report> {
+    /// `data` is a [`Dataset`](crate::data::Dataset) or a
+    /// [`StreamingDataset`](crate::data::StreamingDataset) (read batch by batch: data larger
+    /// than memory).
+    ///
+    /// `loss` includes the regularization (the dense L2 penalty and, per batch, the embedding
+    /// penalty), as Merlin's does; `regularization_loss` is the last batch's.
+    pub fn evaluate(&self, data: &(impl Rows + ?Sized)) -> Result<Report> {
         let spec = M::SPEC;
-        if data.num_rows() == 0 {
-            return Err(crate::error::Error::invalid(
-                "the data to evaluate has no rows: there is nothing to compute metrics on \
-                 (check the file, or the split that produced it)",
-            ));
-        }
         let bound = self.bind(data.layout())?;
+        let dense_regularization = self.dense_regularization()?;
+        let embeddings_l2 = self.config.embeddings_l2 as f32;
         let mut scratch = Scratch::default();
         let mut plain: Vec<MetricState> = self
             .metrics
@@ -93,10 +95,24 @@ where
         let mut task_loss_sums = vec![0.0f64; spec.tasks.len()];
         let (mut rows, mut loss_sum, mut last_batch_loss) = (0usize, 0.0f64, 0.0f64);
         let mut gate_sums: Vec<(&'static str, Vec<f64>)> = Vec::new();
-        let mut batches = data.batches(BatchOptions::sequential(self.config.batch_size), 0)?;
-        while let Some(batch) = batches.next() {
+        let mut last_regularization = 0.0f64;
+        let mut batches = data.in_order(self.config.batch_size)?;
+        while let Some(batch) = batches.next_batch()? {
             // One gather per batch serves both the outputs and the gate metrics.
             let x = self.input(batch, &bound, &mut scratch)?;
+            let regularization = if embeddings_l2 > 0.0 {
+                let values = host_values(&x);
+                let mut unused = vec![0.0; values.len()];
+                crate::embedding::embedding_l2(
+                    &bound.input,
+                    &values,
+                    &mut unused,
+                    batch.len(),
+                    embeddings_l2,
+                )
+            } else {
+                0.0
+            } + dense_regularization;
             if self.config.gate_metrics {
                 self.accumulate_gates(x.clone(), &mut gate_sums)?;
             }
@@ -121,11 +137,19 @@ where
                     );
                 }
             }
+            batch_total += regularization;
             rows += n;
             loss_sum += batch_total * n as f64;
             last_batch_loss = batch_total;
+            last_regularization = regularization;
         }
-        let denom = rows.max(1) as f64;
+        if rows == 0 {
+            return Err(crate::error::Error::invalid(
+                "the data to evaluate has no rows: there is nothing to compute metrics on \
+                 (check the file, or the split that produced it)",
+            ));
+        }
+        let denom = rows as f64;
         let mut report = Report::default();
         report.push("loss", loss_sum / denom);
         let multi = spec.tasks.len() > 1;
@@ -152,38 +176,71 @@ where
                 report.push(format!("{gate}_weight_{k}"), s / denom);
             }
         }
-        report.push("regularization_loss", 0.0);
+        report.push("regularization_loss", last_regularization);
         report.push("loss_batch", last_batch_loss);
         Ok(report)
     }
 
-    /// Per-task predictions over `data`, in order: probabilities for binary tasks, values for
-    /// regression, class probabilities (`[N, classes]` row-major) for multiclass.
-    pub fn predict(&self, data: &Dataset) -> Result<Vec<Vec<f32>>> {
+    /// Per-task predictions over `data` (a `Dataset` or a `StreamingDataset`), in order:
+    /// probabilities for binary tasks, values for regression, class probabilities
+    /// (`[N, classes]` row-major) for multiclass.
+    pub fn predict(&self, data: &(impl Rows + ?Sized)) -> Result<Vec<Vec<f32>>> {
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); M::SPEC.tasks.len()];
+        self.for_each_prediction(data, |_, predictions| {
+            for (dst, p) in out.iter_mut().zip(predictions) {
+                dst.extend(p);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f(batch, predictions)` for every batch of `data` in order, the predictions as
+    /// [`Trainer::predict`] gives them.
+    pub(super) fn for_each_prediction(
+        &self,
+        data: &(impl Rows + ?Sized),
+        mut f: impl FnMut(&Batch, Vec<Vec<f32>>) -> Result<()>,
+    ) -> Result<()> {
         let spec = M::SPEC;
         let bound = self.bind(data.layout())?;
         let mut scratch = Scratch::default();
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); spec.tasks.len()];
-        let mut batches = data.batches(BatchOptions::sequential(self.config.batch_size), 0)?;
-        while let Some(batch) = batches.next() {
-            for ((dst, o), t) in out
-                .iter_mut()
-                .zip(self.outputs(self.input(batch, &bound, &mut scratch)?)?)
+        let mut batches = data.in_order(self.config.batch_size)?;
+        while let Some(batch) = batches.next_batch()? {
+            let outputs = self.outputs(self.input(batch, &bound, &mut scratch)?)?;
+            let predictions = outputs
+                .into_iter()
                 .zip(spec.tasks)
-            {
-                match t.kind {
-                    TaskKind::Binary => dst.extend(o.iter().map(|&x| 1.0 / (1.0 + (-x).exp()))),
-                    TaskKind::Regression => dst.extend(o),
+                .map(|(o, t)| match t.kind {
+                    TaskKind::Binary => o.iter().map(|&x| 1.0 / (1.0 + (-x).exp())).collect(),
+                    TaskKind::Regression => o,
                     TaskKind::Multiclass { classes } => {
+                        let mut p = Vec::with_capacity(o.len());
                         for row in o.chunks(classes) {
                             let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                             let z: f32 = row.iter().map(|&v| (v - m).exp()).sum();
-                            dst.extend(row.iter().map(|&v| (v - m).exp() / z));
+                            p.extend(row.iter().map(|&v| (v - m).exp() / z));
                         }
+                        p
                     }
-                }
-            }
+                })
+                .collect();
+            f(batch, predictions)?;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// The dense L2 penalty `λ·Σ_kernels w²` at the current weights (0 without `dense_l2`).
+    fn dense_regularization(&self) -> Result<f64> {
+        let l2 = self.config.dense_l2;
+        if l2 == 0.0 {
+            return Ok(0.0);
+        }
+        let mut no_grads = self.network.alloc_grads();
+        let (_, kernel_sq) = self
+            .dense_optimizer
+            .norms(&self.network, &mut no_grads)
+            .map_err(Self::device_err)?;
+        Ok(l2 * kernel_sq)
     }
 }

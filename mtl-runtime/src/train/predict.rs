@@ -9,7 +9,7 @@ use dfdx::prelude::*;
 use parquet::arrow::ArrowWriter;
 
 use super::Trainer;
-use crate::data::Dataset;
+use crate::data::{Batch, Rows};
 use crate::error::{Error, Result};
 use crate::model::{MtlModel, TaskNetwork};
 use crate::spec::TaskKind;
@@ -20,13 +20,15 @@ where
     M::Built: TaskNetwork<f32, D> + Clone,
     D: Device<f32>,
 {
-    /// Predicts every row of `data` and writes one Parquet file: the `keep` columns of `data`
-    /// (ids, in their schema dtype) followed by one float column per task named by its output
-    /// (`click/binary_output` holds probabilities, `watching_times/regression_output` values;
-    /// a multiclass task gets `<output>/<class>` columns of class probabilities).
+    /// Predicts every row of `data` (a `Dataset` or a `StreamingDataset`) and writes one
+    /// Parquet file: the `keep` columns of `data` (ids, in their schema dtype) followed by one
+    /// float column per task named by its output (`click/binary_output` holds probabilities,
+    /// `watching_times/regression_output` values; a multiclass task gets `<output>/<class>`
+    /// columns of class probabilities). Rows are written batch by batch, so streamed data
+    /// larger than memory works; the file appears whole or not at all.
     pub fn predict_to_parquet(
         &self,
-        data: &Dataset,
+        data: &(impl Rows + ?Sized),
         keep: &[&str],
         path: impl AsRef<Path>,
     ) -> Result<()> {
@@ -36,7 +38,7 @@ where
             (Ok(a), Ok(b)) => a == b,
             _ => false,
         };
-        if let Some(input) = data.files().iter().find(|f| same(f, path)) {
+        if let Some(input) = data.source_files().iter().find(|f| same(f, path)) {
             return Err(Error::file(
                 path,
                 format!(
@@ -46,17 +48,64 @@ where
                 ),
             ));
         }
-        let predictions = self.predict(data)?;
-        let base = data.record_batch(0..data.num_rows())?;
-        let mut fields = Vec::new();
-        let mut arrays: Vec<ArrayRef> = Vec::new();
         for name in keep {
-            let i = base.schema().index_of(name).map_err(|_| {
-                Error::invalid(format!("column `{name}` to keep is not in the dataset"))
-            })?;
-            fields.push(base.schema().field(i).clone());
-            arrays.push(base.column(i).clone());
+            if data.layout().get(name).is_none() {
+                return Err(Error::invalid(format!(
+                    "column `{name}` to keep is not in the dataset"
+                )));
+            }
         }
+        // Written next to the target and renamed over it: a failure leaves an existing file
+        // whole.
+        let tmp = path.with_file_name(format!(
+            ".{}.{}.partial",
+            path.file_name()
+                .map_or("predictions".into(), |n| n.to_string_lossy()),
+            std::process::id()
+        ));
+        let io = |e: parquet::errors::ParquetError| {
+            Error::file(path, format!("cannot write predictions: {e}"))
+        };
+        let written = (|| {
+            let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            let mut writer: Option<ArrowWriter<std::fs::File>> = None;
+            self.for_each_prediction(data, |batch, predictions| {
+                let record = Self::prediction_batch(batch, keep, predictions)?;
+                if writer.is_none() {
+                    let file = file.try_clone().map_err(|e| Error::io(&tmp, e))?;
+                    writer = Some(ArrowWriter::try_new(file, record.schema(), None).map_err(io)?);
+                }
+                if let Some(w) = writer.as_mut() {
+                    w.write(&record).map_err(io)?;
+                }
+                Ok(())
+            })?;
+            let writer = writer.ok_or_else(|| {
+                Error::invalid("the data to predict has no rows: nothing to write")
+            })?;
+            writer.close().map_err(io)?;
+            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    /// One batch's `keep` columns and predictions as an Arrow record batch.
+    fn prediction_batch(
+        batch: &Batch,
+        keep: &[&str],
+        predictions: Vec<Vec<f32>>,
+    ) -> Result<RecordBatch> {
+        let base = batch.record_batch(keep)?;
+        let mut fields: Vec<Field> = base
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (**f).clone())
+            .collect();
+        let mut arrays: Vec<ArrayRef> = base.columns().to_vec();
         for (task, values) in M::SPEC.tasks.iter().zip(predictions) {
             match task.kind {
                 TaskKind::Multiclass { classes } => {
@@ -81,29 +130,7 @@ where
                 }
             }
         }
-        let batch = RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays)
-            .map_err(|e| Error::invalid(format!("cannot assemble predictions: {e}")))?;
-        // Written next to the target and renamed over it: a failure leaves an existing file
-        // whole.
-        let tmp = path.with_file_name(format!(
-            ".{}.{}.partial",
-            path.file_name()
-                .map_or("predictions".into(), |n| n.to_string_lossy()),
-            std::process::id()
-        ));
-        let io = |e: parquet::errors::ParquetError| {
-            Error::file(path, format!("cannot write predictions: {e}"))
-        };
-        let written = (|| {
-            let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            let mut writer = ArrowWriter::try_new(file, batch.schema(), None).map_err(io)?;
-            writer.write(&batch).map_err(io)?;
-            writer.close().map_err(io)?;
-            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written
+        RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays)
+            .map_err(|e| Error::invalid(format!("cannot assemble predictions: {e}")))
     }
 }
