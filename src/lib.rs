@@ -20,7 +20,8 @@ pub mod prelude {
     pub use crate::{mtl_model, MtlModel, TaskNetwork};
     pub use mtl_runtime::dfdx::prelude::*;
     pub use mtl_runtime::train::{
-        EarlyStopping, GateWeights, History, Report, TrainConfig, Trainer,
+        EarlyStopping, GateWeights, History, LrSchedule, ReduceOnPlateau, Report, RunReport,
+        TrainConfig, Trainer,
     };
 }
 

@@ -5,6 +5,10 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
 use super::batch::{BatchOptions, Batches};
 use super::buffers::ColumnBuffers;
 use super::decode::{Decoder, RowOrigin};
@@ -219,15 +223,7 @@ impl Dataset {
     /// Merlin's `set_sizes` split: contiguous slices of `int(N * fraction)` rows, in order,
     /// with rounding leftovers dropped. Fractions must be positive and sum to at most 1.
     pub fn split(&self, fractions: &[f64]) -> Result<Vec<Dataset>> {
-        let sum: f64 = fractions.iter().sum();
-        if fractions.is_empty()
-            || fractions.iter().any(|f| f.is_nan() || *f <= 0.0)
-            || sum > 1.0 + 1e-9
-        {
-            return Err(Error::invalid(format!(
-                "split fractions must be positive and sum to at most 1, got {fractions:?}"
-            )));
-        }
+        check_fractions(fractions)?;
         let n = self.num_rows();
         let mut start = 0;
         Ok(fractions
@@ -239,6 +235,102 @@ impl Dataset {
                 part
             })
             .collect())
+    }
+
+    /// The rows `rows` (indices, in the order given) as a new dataset.
+    pub fn take(&self, rows: &[u32]) -> Result<Dataset> {
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= self.num_rows()) {
+            return Err(Error::invalid(format!(
+                "row {bad} is beyond the dataset's {} rows",
+                self.num_rows()
+            )));
+        }
+        let mut data = ColumnBuffers::with_capacity(
+            self.layout.num_id_columns(),
+            self.layout.num_float_columns(),
+            rows.len(),
+        );
+        data.push_rows(&self.data, rows);
+        Ok(Dataset {
+            schema: self.schema.clone(),
+            layout: Arc::clone(&self.layout),
+            data,
+            report: LoadReport::default(),
+            files: self.files.clone(),
+        })
+    }
+
+    /// A seeded random split: the rows are shuffled by `seed` (ChaCha8, the same on every
+    /// platform), then cut at the cumulative fractions (part i gets rows
+    /// `round(c_{i-1}·N)..round(c_i·N)` of the shuffled order, so fractions that sum to 1 use
+    /// every row). Each part keeps the file order of its rows. Use it when the file's order
+    /// means something (sorted by time or by label), where [`Dataset::split`]'s contiguous
+    /// slices would not be samples of the same data.
+    pub fn split_shuffled(&self, fractions: &[f64], seed: u64) -> Result<Vec<Dataset>> {
+        check_fractions(fractions)?;
+        let mut order: Vec<u32> = (0..self.num_rows() as u32).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        self.cut(&[order], fractions)
+    }
+
+    /// A seeded split stratified by `column` (typically a binary target): the rows of each
+    /// distinct value of `column` are shuffled and cut at the fractions on their own, so every
+    /// part has (to a row per value) the same share of each value, e.g. the same click rate.
+    /// Otherwise like [`Dataset::split_shuffled`].
+    pub fn split_stratified(
+        &self,
+        fractions: &[f64],
+        column: &str,
+        seed: u64,
+    ) -> Result<Vec<Dataset>> {
+        check_fractions(fractions)?;
+        let keys: Vec<u64> = if let Some(ids) = self.ids(column) {
+            ids.iter().map(|&v| u64::from(v)).collect()
+        } else if let Some(values) = self.floats(column) {
+            values.iter().map(|v| u64::from(v.to_bits())).collect()
+        } else {
+            return Err(Error::invalid(format!(
+                "cannot stratify by `{column}`: the dataset has no such column (columns: {})",
+                self.schema.column_names().join(", ")
+            )));
+        };
+        let mut strata: std::collections::BTreeMap<u64, Vec<u32>> = Default::default();
+        for (row, key) in keys.iter().enumerate() {
+            strata.entry(*key).or_default().push(row as u32);
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let groups: Vec<Vec<u32>> = strata
+            .into_values()
+            .map(|mut rows| {
+                rows.shuffle(&mut rng);
+                rows
+            })
+            .collect();
+        self.cut(&groups, fractions)
+    }
+
+    /// Cuts every group at the cumulative fractions; part i joins the groups' i-th pieces, in
+    /// row order.
+    fn cut(&self, groups: &[Vec<u32>], fractions: &[f64]) -> Result<Vec<Dataset>> {
+        let mut parts: Vec<Vec<u32>> = vec![Vec::new(); fractions.len()];
+        for rows in groups {
+            let n = rows.len() as f64;
+            let mut cumulative = 0.0;
+            let mut start = 0usize;
+            for (part, f) in parts.iter_mut().zip(fractions) {
+                cumulative += f;
+                let end = ((cumulative * n).round() as usize).min(rows.len());
+                part.extend_from_slice(&rows[start..end.max(start)]);
+                start = end.max(start);
+            }
+        }
+        parts
+            .into_iter()
+            .map(|mut rows| {
+                rows.sort_unstable();
+                self.take(&rows)
+            })
+            .collect()
     }
 
     /// One epoch of batches.
@@ -253,6 +345,18 @@ impl Dataset {
             rows: n.min(self.num_rows()),
         }
     }
+}
+
+/// Split fractions must be positive and sum to at most 1.
+fn check_fractions(fractions: &[f64]) -> Result<()> {
+    let sum: f64 = fractions.iter().sum();
+    if fractions.is_empty() || fractions.iter().any(|f| f.is_nan() || *f <= 0.0) || sum > 1.0 + 1e-9
+    {
+        return Err(Error::invalid(format!(
+            "split fractions must be positive and sum to at most 1, got {fractions:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// The decoded values of one column, for [`Dataset::from_columns`].

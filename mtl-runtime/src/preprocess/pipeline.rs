@@ -157,6 +157,38 @@ impl PreprocessConfig {
         Ok(report)
     }
 
+    /// [`PreprocessConfig::run`] on `input` (split, fitted on its first split), and also
+    /// encodes each of `others` (e.g. `("test", test_file)`: a separate test file) with the
+    /// same fitted vocabularies and statistics, into `out_dir/<name>/`. A name may not repeat
+    /// a split's.
+    pub fn run_with_files(
+        &self,
+        input: &Input,
+        others: &[(&str, &Input)],
+        out_dir: impl AsRef<Path>,
+    ) -> Result<PreprocessReport> {
+        self.split.check()?;
+        let names = self.split.names();
+        let mut seen: std::collections::HashSet<&str> = names.iter().copied().collect();
+        if let Some((dup, _)) = others.iter().find(|(n, _)| !seen.insert(n)) {
+            return Err(Error::invalid(format!(
+                "output `{dup}` is named twice (the splits are {}); give each input its own name",
+                names.join(", ")
+            )));
+        }
+        let fitted = self.fit_rows(input, Some(&self.split))?;
+        let out = out_dir.as_ref();
+        let mut report = write_staged(out, |stage| {
+            let mut splits = fitted.write_rows(input, &names, Some(&self.split), stage)?;
+            for (name, other) in others {
+                splits.extend(fitted.write_rows(other, &[name], None, stage)?);
+            }
+            fitted.report(stage, splits)
+        })?;
+        report.relocate(out);
+        Ok(report)
+    }
+
     /// Preprocesses tables that are already split: fit on `train` (all of it), then write
     /// `out_dir/train/` and `out_dir/<name>/` for each of `others` (e.g. `("valid", input)`).
     pub fn run_files(

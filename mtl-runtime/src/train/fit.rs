@@ -172,19 +172,20 @@ where
             let (mut rows, mut loss_sum) = (0usize, 0.0f64);
             let (mut last_regularization, mut last_total) = (0.0f64, 0.0f64);
             let mut task_sums = vec![0.0f64; spec.tasks.len()];
-            let mut learning_rate;
+            let mut learning_rate = self.config.dense_lr;
             loop {
-                learning_rate = self.apply_schedule(global_epoch);
                 let (losses, total, regularization, n) = if fused {
                     let Some(view) = batches.next_view()? else {
                         break;
                     };
+                    learning_rate = self.apply_schedule(global_epoch);
                     let (losses, total, reg) = self.fused_step(&view, &bound)?;
                     (losses, total, reg, view.len())
                 } else {
                     let Some(batch) = batches.next_batch()? else {
                         break;
                     };
+                    learning_rate = self.apply_schedule(global_epoch);
                     let (losses, total, reg) = self.train_step(batch, &bound, &mut scratch)?;
                     (losses, total, reg, batch.len())
                 };

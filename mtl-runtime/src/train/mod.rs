@@ -18,9 +18,11 @@
 
 mod checkpoint;
 mod config;
+mod curves;
 mod dense_adam;
 mod evaluate;
 mod fit;
+mod html;
 mod predict;
 mod progress;
 mod report;
@@ -30,6 +32,7 @@ mod step;
 use dfdx::prelude::*;
 
 pub use config::{EarlyStopping, LrSchedule, Monitor, ReduceOnPlateau, TrainConfig};
+pub use html::RunReport;
 pub use report::{EpochRecord, GateWeights, History, Report};
 
 pub(crate) use self::dense_adam::is_kernel;
@@ -284,6 +287,17 @@ where
             },
             None => 1,
         }
+    }
+
+    /// A run report of `history` for this trainer's model and settings (add evaluations with
+    /// [`RunReport::with_evaluation`], write it with [`RunReport::write`]).
+    pub fn run_report(&self, title: &str, history: &History) -> RunReport
+    where
+        M::Built: std::fmt::Display,
+    {
+        RunReport::new(title, self.network.to_string(), &self.config, history)
+            .with_setting("engine", self.engine_name())
+            .with_setting("threads", self.threads())
     }
 
     /// The loss weight λ of every task, in task order (DSL values with overrides applied).
