@@ -504,3 +504,72 @@ fn raw_parquet_with_strings_nulls_and_booleans() {
     assert_eq!(ds.floats("price").unwrap()[2], 0.0, "null → the mean → 0");
     assert_eq!(ds.floats("click").unwrap(), [1.0, 0.0, 0.0, 1.0]);
 }
+
+#[test]
+fn one_file_is_split_while_a_separate_test_file_gets_the_same_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: String = (0..300)
+        .map(|i| {
+            format!(
+                "c{},{},{},s{}\n",
+                i % 11,
+                i,
+                if i % 4 == 0 { "buy" } else { "x" },
+                i % 3
+            )
+        })
+        .collect();
+    let table = write(
+        dir.path(),
+        "train.csv",
+        &format!("city,price,outcome,segment\n{rows}"),
+    );
+    // The test file: a city unseen in the training file, in another column order.
+    let test = write(
+        dir.path(),
+        "test.csv",
+        "segment,outcome,price,city\ns0,buy,5,c3\ns1,x,7,Atlantis\n",
+    );
+    let out = dir.path().join("out");
+    let cfg = config().split(Split {
+        parts: vec![("train".into(), 0.8), ("valid".into(), 0.2)],
+        seed: 5,
+    });
+    let report = cfg
+        .run_with_files(
+            &Input::csv(&table, csv()),
+            &[("test", &Input::csv(&test, csv()))],
+            &out,
+        )
+        .unwrap();
+    let names: Vec<&str> = report.splits.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["train", "valid", "test"]);
+    assert_eq!(
+        report.split("train").unwrap().rows + report.split("valid").unwrap().rows,
+        300
+    );
+    // One vocabulary, fitted on the train split, encodes all three.
+    let city =
+        Vocabulary::read_parquet(&out.join("categories/unique.city.parquet"), "city").unwrap();
+    let test_ds = Dataset::open(out.join("test")).unwrap();
+    let c3 = city.values.iter().position(|v| v == "c3").unwrap() as u32 + 1;
+    assert_eq!(
+        test_ds.ids("city").unwrap(),
+        [c3, 0],
+        "Atlantis is out of vocabulary"
+    );
+    assert_eq!(report.split("test").unwrap().oov["city"], 1);
+    let schema = |d: &str| Schema::from_dir(out.join(d)).unwrap();
+    assert_eq!(schema("train"), schema("test"));
+    // A name that repeats a split's is refused before anything is written.
+    let err = cfg
+        .run_with_files(
+            &Input::csv(&table, csv()),
+            &[("valid", &Input::csv(&test, csv()))],
+            dir.path().join("again"),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`valid` is named twice"), "{err}");
+    assert!(!dir.path().join("again").exists());
+}

@@ -173,7 +173,22 @@ fn epochs_table(history: &History) -> String {
     for e in &history.epochs {
         h.push_str("<tr>");
         for c in &columns {
-            h.push_str(&value_cell(e.value(c)));
+            let v = e.value(c);
+            match c.as_str() {
+                "epoch" => {
+                    let _ = write!(h, "<td class=\"num\">{}</td>", e.epoch + 1);
+                }
+                "seconds" => {
+                    let _ = write!(h, "<td class=\"num\">{v:.2}</td>");
+                }
+                "rows_per_second" => {
+                    let _ = write!(h, "<td class=\"num\">{v:.0}</td>");
+                }
+                "learning_rate" => {
+                    let _ = write!(h, "<td class=\"num\">{v:.3e}</td>");
+                }
+                _ => h.push_str(&value_cell(v)),
+            }
         }
         h.push_str("</tr>\n");
     }
