@@ -50,7 +50,9 @@ pub mod targets;
 pub use categorify::{VocabCounter, Vocabulary};
 pub use csv_reader::CsvOptions;
 pub use normalize::{Normalizer, StatsCounter};
-pub use pipeline::{Fitted, PreprocessConfig, PreprocessReport, Role, SplitReport};
+pub use pipeline::{
+    EncodeReport, Fitted, InferenceEncoder, PreprocessConfig, PreprocessReport, Role, SplitReport,
+};
 pub use source::Input;
 pub use split::Split;
 pub use targets::{Target, TargetRule};

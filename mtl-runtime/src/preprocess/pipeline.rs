@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::schema::{ColumnSchema, DType, Schema};
 
 /// What a raw column becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Role {
     /// Categorify: an int32 id with domain `[0, vocabulary size]`, tag `categorical`.
     Categorical,
@@ -289,7 +289,7 @@ impl PreprocessConfig {
 }
 
 /// A raw column's resolved role.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct PlannedColumn {
     name: String,
     /// Index in the input the plan was made from (re-resolved by name for other inputs).
@@ -302,7 +302,7 @@ struct PlannedColumn {
 
 /// The resolved configuration: the feature columns in file order, the targets, what was
 /// dropped and why.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Plan {
     /// Feature and weight columns (roles other than `Drop`), in file order.
     columns: Vec<PlannedColumn>,
@@ -570,7 +570,114 @@ impl Fitted {
         let path = dir.join("stats.json");
         let text = serde_json::to_string_pretty(&json!({ "normalize": stats }))
             .map_err(|e| Error::invalid(format!("cannot serialise statistics: {e}")))?;
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        // Everything `Fitted::load` needs besides the vocabularies.
+        let path = dir.join(FITTED_FILE);
+        let text = serde_json::to_string_pretty(&json!({
+            "format": FITTED_FORMAT,
+            "plan": self.plan,
+            "normalizers": self.normalizers,
+            "row_group_rows": self.row_group_rows,
+            "schema": serde_json::from_str::<serde_json::Value>(&crate::schema::json::to_string(&self.schema))
+                .map_err(|e| Error::invalid(format!("cannot serialise the schema: {e}")))?,
+        }))
+        .map_err(|e| Error::invalid(format!("cannot serialise the preprocessing: {e}")))?;
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+    }
+
+    /// Reads back what [`Fitted::save`] wrote (every `run`/`run_files` output directory
+    /// holds it): the plan, the vocabularies, the statistics and the output schema, so that
+    /// new raw data is encoded exactly as the training data was, without fitting again.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Fitted> {
+        let dir = dir.as_ref();
+        let path = dir.join(FITTED_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let bad = |what: String| Error::file(&path, what);
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let format = value.get("format").and_then(|f| f.as_u64());
+        if format != Some(FITTED_FORMAT) {
+            return Err(bad(format!(
+                "format {format:?}, but this version reads format {FITTED_FORMAT}; preprocess \
+                 the training data again with this version"
+            )));
+        }
+        let field = |name: &str| {
+            value
+                .get(name)
+                .cloned()
+                .ok_or_else(|| bad(format!("`{name}` is missing")))
+        };
+        let plan: Plan = serde_json::from_value(field("plan")?)
+            .map_err(|e| bad(format!("`plan`: {e}")))?;
+        let normalizers: Vec<Option<Normalizer>> = serde_json::from_value(field("normalizers")?)
+            .map_err(|e| bad(format!("`normalizers`: {e}")))?;
+        let row_group_rows: usize = serde_json::from_value(field("row_group_rows")?)
+            .map_err(|e| bad(format!("`row_group_rows`: {e}")))?;
+        let schema = crate::schema::json::from_str(&field("schema")?.to_string(), &path.display().to_string())?;
+        if normalizers.len() != plan.columns.len() {
+            return Err(bad("`normalizers` and the plan's columns differ in number".into()));
+        }
+        let vocabularies = plan
+            .columns
+            .iter()
+            .map(|c| {
+                (c.role == Role::Categorical)
+                    .then(|| {
+                        Vocabulary::read_parquet(
+                            &dir.join("categories").join(vocab_file_name(&c.name)),
+                            &c.name,
+                        )
+                    })
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Fitted {
+            plan,
+            vocabularies,
+            normalizers,
+            schema,
+            row_group_rows,
+        })
+    }
+
+    /// An encoder of raw rows whose columns are `header` (any order, extra columns ignored)
+    /// into model inputs: categorical and continuous columns only, no targets or weights
+    /// needed. For scoring new data.
+    pub fn inference_encoder(&self, header: &[String]) -> Result<InferenceEncoder<'_>> {
+        let mut missing = Vec::new();
+        let mut columns = Vec::new();
+        for (i, c) in self.plan.columns.iter().enumerate() {
+            if !matches!(c.role, Role::Categorical | Role::Continuous) {
+                continue;
+            }
+            match header.iter().position(|h| h == &c.name) {
+                Some(index) => columns.push((i, index)),
+                None => missing.push(c.name.as_str()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::invalid(format!(
+                "the data lacks input column(s) {} that the preprocessing was fitted with; its \
+                 columns are: {}",
+                missing.join(", "),
+                header.join(", ")
+            )));
+        }
+        let names: Vec<&str> = columns
+            .iter()
+            .map(|&(i, _)| self.plan.columns[i].name.as_str())
+            .collect();
+        let schema = self.schema.select_by_name(&names);
+        let n = columns.len();
+        Ok(InferenceEncoder {
+            fitted: self,
+            columns,
+            schema,
+            ids: vec![Vec::new(); n],
+            floats: vec![Vec::new(); n],
+            report: EncodeReport::default(),
+        })
     }
 
     /// Encodes every row of `input` into `out_dir` (Parquet + `schema.json`).
@@ -758,6 +865,112 @@ impl Fitted {
             leak_dropped: self.plan.leak_dropped.clone(),
             dropped: self.plan.dropped.clone(),
         })
+    }
+}
+
+/// The file `Fitted::save` writes beside `stats.json` and the vocabularies.
+const FITTED_FILE: &str = "preprocessing.json";
+/// Its format version (bumped when the plan's serialised form changes).
+const FITTED_FORMAT: u64 = 1;
+
+/// What an [`InferenceEncoder`] saw: rows, and per column the nulls and out-of-vocabulary
+/// values (unseen categories, encoded as id 0 like the rare ones in training).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EncodeReport {
+    pub rows: u64,
+    pub nulls: BTreeMap<String, u64>,
+    pub oov: BTreeMap<String, u64>,
+}
+
+/// Encodes raw rows into model inputs with a [`Fitted`] preprocessing (see
+/// [`Fitted::inference_encoder`]): categorical values through their vocabulary (unseen or
+/// null → 0), continuous values standardised with the training statistics (null → the fill).
+pub struct InferenceEncoder<'a> {
+    fitted: &'a Fitted,
+    /// `(plan column, index in the header)` of every input column.
+    columns: Vec<(usize, usize)>,
+    schema: Schema,
+    ids: Vec<Vec<u32>>,
+    floats: Vec<Vec<f32>>,
+    report: EncodeReport,
+}
+
+impl InferenceEncoder<'_> {
+    /// Encodes one row, `value(i)` giving the text of header column `i` (`None`: null).
+    /// `at` names the row in errors (file and line, or request row).
+    pub fn push<'v>(
+        &mut self,
+        value: impl Fn(usize) -> Option<&'v str>,
+        at: impl Fn() -> String,
+    ) -> Result<()> {
+        for (k, &(i, index)) in self.columns.iter().enumerate() {
+            let col = &self.fitted.plan.columns[i];
+            let raw = value(index);
+            if raw.is_none() {
+                *self.report.nulls.entry(col.name.clone()).or_default() += 1;
+            }
+            match col.role {
+                Role::Categorical => {
+                    let id = self.fitted.vocabularies[i]
+                        .as_ref()
+                        .map_or(0, |v| v.encode(raw));
+                    if raw.is_some() && id == 0 {
+                        *self.report.oov.entry(col.name.clone()).or_default() += 1;
+                    }
+                    self.ids[k].push(id);
+                }
+                _ => {
+                    let x = match raw {
+                        None => None,
+                        Some(v) => match v.trim().parse::<f64>() {
+                            Ok(x) if x.is_finite() => Some(x),
+                            _ => {
+                                return Err(Error::invalid(format!(
+                                    "{}: column `{}`: `{v}` is not a finite number, but the \
+                                     column is continuous",
+                                    at(),
+                                    col.name
+                                )))
+                            }
+                        },
+                    };
+                    let n = self.fitted.normalizers[i].as_ref();
+                    match n.and_then(|n| n.apply(x)).filter(|x| x.is_finite()) {
+                        Some(x) => self.floats[k].push(x),
+                        None => {
+                            return Err(Error::invalid(format!(
+                                "{}: column `{}`: the value {} cannot be standardised (log1p \
+                                 needs values above -1; the result must fit a float32)",
+                                at(),
+                                col.name,
+                                x.map_or("null".into(), crate::error::number)
+                            )))
+                        }
+                    }
+                }
+            }
+        }
+        self.report.rows += 1;
+        Ok(())
+    }
+
+    /// The rows encoded since the last call, as a dataset of the model's input columns.
+    pub fn take_dataset(&mut self) -> Result<Dataset> {
+        let mut values = Vec::with_capacity(self.columns.len());
+        for (k, &(i, _)) in self.columns.iter().enumerate() {
+            let col = &self.fitted.plan.columns[i];
+            let v = match col.role {
+                Role::Categorical => ColumnValues::Ids(std::mem::take(&mut self.ids[k])),
+                _ => ColumnValues::Floats(std::mem::take(&mut self.floats[k])),
+            };
+            values.push((col.name.clone(), v));
+        }
+        Dataset::from_columns(self.schema.clone(), values)
+    }
+
+    /// Counts since the encoder was made.
+    pub fn report(&self) -> &EncodeReport {
+        &self.report
     }
 }
 

@@ -9,7 +9,7 @@
 use std::fmt;
 
 /// How a target's value is read from its source column.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum TargetRule {
     /// The column already holds 0/1 (`0`, `1`, `0.0`, `1.0`, `true`, `false`).
     Binary,
@@ -22,7 +22,7 @@ pub enum TargetRule {
 }
 
 /// One target column of the output.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     /// The output column (and task) name.
     pub name: String,

@@ -225,15 +225,72 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Serialises `entries` with the metadata (spec, step, Adam's t, checksum) to `path`:
+/// written to a unique temporary file, synced, renamed over `path`, the directory synced.
+fn write_entries(
+    path: &Path,
+    entries: &[(String, Entry)],
+    spec: &ModelSpec,
+    step: u64,
+    t: u64,
+) -> Result<()> {
+    let views: Vec<(String, TensorView<'_>)> = entries
+        .iter()
+        .map(|(n, e)| TensorView::new(e.dtype, e.shape.clone(), &e.data).map(|v| (n.clone(), v)))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::file(path, format!("cannot serialise the checkpoint: {e:?}")))?;
+    let sum = checksum(
+        entries
+            .iter()
+            .map(|(n, e)| (n.as_str(), e.shape.as_slice(), e.data.as_slice())),
+    );
+    let metadata: HashMap<String, String> = [
+        ("mtl.spec".to_string(), fingerprint(spec).to_string()),
+        ("mtl.step".to_string(), step.to_string()),
+        ("mtl.dense_opt.t".to_string(), t.to_string()),
+        ("mtl.checksum".to_string(), sum),
+    ]
+    .into();
+    let tmp = temporary_path(path);
+    let written = ::safetensors::tensor::serialize_to_file(views, &Some(metadata), &tmp)
+        .map_err(|e| Error::file(path, format!("cannot write the checkpoint: {e:?}")))
+        .and_then(|()| {
+            // Durable before it becomes visible.
+            let f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&tmp)
+                .map_err(|e| Error::io(&tmp, e))?;
+            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+            drop(f);
+            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+            sync_parent(path).map_err(|e| Error::io(path, e))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 impl<M, D> Trainer<M, D>
 where
     M: MtlModel + BuildOnDevice<D, f32>,
     M::Built: TaskNetwork<f32, D> + Clone,
     D: Device<f32>,
 {
-    /// Writes the checkpoint to `path` (atomically: `<path>.tmp`, then rename).
+    /// Writes the checkpoint to `path` (atomically: `<path>.tmp`, then rename): the network,
+    /// the tables, both optimizers' state and the model's spec.
     pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
+        self.write_checkpoint(path.as_ref(), true)
+    }
+
+    /// Writes what scoring needs, in the checkpoint format without optimizer state (a third of
+    /// the size with lazy Adam): the network, the tables and the spec. `Predictor::load`
+    /// reads it (or a full checkpoint); `load_checkpoint` too, with fresh optimizer state.
+    pub fn save_model(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.write_checkpoint(path.as_ref(), false)
+    }
+
+    fn write_checkpoint(&self, path: &Path, optimizer_state: bool) -> Result<()> {
         let mut entries: Vec<(String, Entry)> = Vec::new();
         M::Built::iter_tensors(&mut RecursiveWalker {
             m: (&self.network, String::new()),
@@ -245,7 +302,8 @@ where
                 format!("embedding/{}", table.name),
                 Entry::f32(vec![table.rows, table.dim], &table.weights),
             ));
-            if let Some(state) = self.row_optimizer.state.get(i) {
+            let state = self.row_optimizer.state.get(i).filter(|_| optimizer_state);
+            if let Some(state) = state {
                 let n = table.rows * table.dim;
                 if state.first.len() == n {
                     entries.push((
@@ -267,213 +325,56 @@ where
                 ));
             }
         }
-        let moments = self.dense_optimizer.host_moments();
-        for (name, Moments { m, v }) in &moments {
-            entries.push((format!("dense_opt/{name}/m"), Entry::f32(vec![m.len()], m)));
-            entries.push((format!("dense_opt/{name}/v"), Entry::f32(vec![v.len()], v)));
+        if optimizer_state {
+            let moments = self.dense_optimizer.host_moments();
+            for (name, Moments { m, v }) in &moments {
+                entries.push((format!("dense_opt/{name}/m"), Entry::f32(vec![m.len()], m)));
+                entries.push((format!("dense_opt/{name}/v"), Entry::f32(vec![v.len()], v)));
+            }
         }
-        let views: Vec<(String, TensorView<'_>)> = entries
-            .iter()
-            .map(|(n, e)| {
-                TensorView::new(e.dtype, e.shape.clone(), &e.data).map(|v| (n.clone(), v))
-            })
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| Error::file(path, format!("cannot serialise the checkpoint: {e:?}")))?;
-        let sum = checksum(
-            entries
-                .iter()
-                .map(|(n, e)| (n.as_str(), e.shape.as_slice(), e.data.as_slice())),
-        );
-        let metadata: HashMap<String, String> = [
-            ("mtl.spec".to_string(), fingerprint(M::SPEC).to_string()),
-            ("mtl.step".to_string(), self.step.to_string()),
-            (
-                "mtl.dense_opt.t".to_string(),
-                self.dense_optimizer.t.to_string(),
-            ),
-            ("mtl.checksum".to_string(), sum),
-        ]
-        .into();
-        let tmp = temporary_path(path);
-        let written = ::safetensors::tensor::serialize_to_file(views, &Some(metadata), &tmp)
-            .map_err(|e| Error::file(path, format!("cannot write the checkpoint: {e:?}")))
-            .and_then(|()| {
-                // Durable before it becomes visible.
-                let f = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&tmp)
-                    .map_err(|e| Error::io(&tmp, e))?;
-                f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-                drop(f);
-                std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-                sync_parent(path).map_err(|e| Error::io(path, e))
-            });
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written
+        let (step, t) = if optimizer_state {
+            (self.step, self.dense_optimizer.t)
+        } else {
+            (0, 0)
+        };
+        write_entries(path, &entries, M::SPEC, step, t)
     }
 
-    /// Restores a checkpoint written by [`Trainer::save_checkpoint`] for the same model. Either
+    /// Restores a checkpoint written by [`Trainer::save_checkpoint`] for the same model (or a
+    /// model file from [`Trainer::save_model`]: the optimizers then start fresh). Either
     /// everything is restored or, on any error, nothing changes.
     pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let staged = stage(path, M::SPEC, &self.network, &self.embeddings.tables)?;
         let bad = |msg: String| Error::file(path, msg);
-        let (_, meta) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| bad(format!("not a safetensors checkpoint: {e:?}")))?;
-        let info = meta.metadata().clone().unwrap_or_default();
-        let saved: serde_json::Value = info
-            .get("mtl.spec")
-            .and_then(|s| serde_json::from_str(s).ok())
-            .ok_or_else(|| bad("no mtl.spec metadata: not an mtl checkpoint".into()))?;
-        if let Some(diff) = spec_difference(&saved, &fingerprint(M::SPEC)) {
-            return Err(bad(format!(
-                "the checkpoint was written for another model: {diff}"
-            )));
+        let row_state = staged.tables.iter().any(|t| t.1.is_some() || t.2.is_some());
+        if row_state {
+            self.row_optimizer
+                .ensure_state(&self.embeddings.tables)
+                .map_err(|e| bad(e.to_string()))?;
         }
-        let file = SafeTensors::deserialize(&bytes)
-            .map_err(|e| bad(format!("corrupt checkpoint: {e:?}")))?;
-        // Checkpoints from before checksums were written carry none.
-        if let Some(expected) = info.get("mtl.checksum") {
-            let tensors = file.tensors();
-            let found = checksum(
-                tensors
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.shape(), v.data())),
-            );
-            if &found != expected {
-                return Err(bad(format!(
-                    "the tensor data does not match the checksum stored with it ({found} against \
-                     {expected}): the file is corrupt; restore it from a copy"
-                )));
-            }
-        }
-        let number = |key: &str| -> Result<u64> {
-            match info.get(key) {
-                None => Ok(0),
-                Some(v) => v
-                    .parse()
-                    .map_err(|_| bad(format!("metadata `{key}` is not a number: {v:?}"))),
-            }
-        };
-        let (step, t) = (number("mtl.step")?, number("mtl.dense_opt.t")?);
-        // A tensor of the file, checked to be `dtype` with exactly `shape`.
-        let tensor = |name: &str, dtype: SDtype, shape: &[usize]| -> Result<Vec<u8>> {
-            let view = file
-                .tensor(name)
-                .map_err(|_| bad(format!("tensor `{name}` is missing")))?;
-            if view.dtype() != dtype || view.shape() != shape {
-                return Err(bad(format!(
-                    "tensor `{name}` is {:?} {:?}; the model needs {dtype:?} {shape:?}",
-                    view.dtype(),
-                    view.shape()
-                )));
-            }
-            Ok(view.data().to_vec())
-        };
-        let f32s = |b: Vec<u8>| -> Vec<f32> {
-            b.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
-        };
-        let u32s = |b: Vec<u8>| -> Vec<u32> {
-            b.chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
-        };
-
-        // Stage everything, validating as we go; nothing in `self` changes yet.
-        let mut shapes = DenseShapes(Vec::new());
-        M::Built::iter_tensors(&mut RecursiveWalker {
-            m: (&self.network, String::new()),
-            f: &mut shapes,
-        })
-        .map_err(|e| Error::invalid(format!("device error: {e:?}")))?;
-        let mut dense = HashMap::new();
-        let mut numel = BTreeMap::new();
-        for (name, shape) in &shapes.0 {
-            let values = f32s(tensor(&format!("dense/{name}"), SDtype::F32, shape)?);
-            numel.insert(name.clone(), values.len());
-            dense.insert(name.clone(), values);
-        }
-        let mut tables = Vec::new();
-        for table in &self.embeddings.tables {
-            let (rows, dim) = (table.rows, table.dim);
-            let weights = f32s(tensor(
-                &format!("embedding/{}", table.name),
-                SDtype::F32,
-                &[rows, dim],
-            )?);
-            // Optimizer state is absent when the checkpoint was saved before any step.
-            let optional =
-                |name: String, dtype: SDtype, shape: &[usize]| -> Result<Option<Vec<u8>>> {
-                    match file.tensor(&name) {
-                        Err(_) => Ok(None),
-                        Ok(_) => tensor(&name, dtype, shape).map(Some),
-                    }
-                };
-            let m = optional(
-                format!("row_opt/{}/m", table.name),
-                SDtype::F32,
-                &[rows, dim],
-            )?;
-            let v = optional(
-                format!("row_opt/{}/v", table.name),
-                SDtype::F32,
-                &[rows, dim],
-            )?;
-            let steps = optional(
-                format!("row_opt/{}/steps", table.name),
-                SDtype::U32,
-                &[rows],
-            )?;
-            tables.push((weights, m.map(f32s), v.map(f32s), steps.map(u32s)));
-        }
-        let mut moments = Vec::new();
-        for (name, _) in file.tensors() {
-            let Some(param) = name
-                .strip_prefix("dense_opt/")
-                .and_then(|n| n.strip_suffix("/m"))
-            else {
-                continue;
-            };
-            let n = *numel.get(param).ok_or_else(|| {
-                bad(format!(
-                    "optimizer state for `{param}`, which the model does not have"
-                ))
-            })?;
-            let m = f32s(tensor(&name, SDtype::F32, &[n])?);
-            let v = f32s(tensor(&format!("dense_opt/{param}/v"), SDtype::F32, &[n])?);
-            moments.push((param.to_string(), Moments { m, v }));
-        }
-        self.row_optimizer
-            .ensure_state(&self.embeddings.tables)
-            .map_err(|e| bad(e.to_string()))?;
-
         // Everything is valid: apply.
         let mut network = self.network.clone();
-        M::Built::iter_tensors(&mut RecursiveWalker {
-            m: (&mut network, String::new()),
-            f: &mut DenseWrite(&dense),
-        })
-        .map_err(|e| Error::invalid(format!("device error: {e:?}")))?;
+        apply_dense(&staged, &mut network)?;
         self.dense_optimizer
-            .set_moments(&self.device, moments)
+            .set_moments(&self.device, staged.moments)
             .map_err(|e| bad(format!("{e:?}")))?;
         self.network = network;
         let adagrad = matches!(
             self.row_optimizer.config,
             crate::embedding::RowOptimizerConfig::Adagrad { .. }
         );
-        for ((table, state), (weights, m, v, steps)) in self
+        for (i, (table, (weights, m, v, steps))) in self
             .embeddings
             .tables
             .iter_mut()
-            .zip(self.row_optimizer.state.iter_mut())
-            .zip(tables)
+            .zip(staged.tables)
+            .enumerate()
         {
             table.weights = weights;
+            let Some(state) = self.row_optimizer.state.get_mut(i).filter(|_| row_state) else {
+                continue;
+            };
             let n = table.rows * table.dim;
             state.first = if adagrad {
                 Vec::new()
@@ -483,8 +384,183 @@ where
             state.second = v.unwrap_or_else(|| vec![0.0; n]);
             state.steps = steps.unwrap_or_else(|| vec![0; table.rows]);
         }
-        self.step = step;
-        self.dense_optimizer.t = t;
+        if !row_state {
+            // A model file: the row optimizer starts fresh (allocated when training starts).
+            self.row_optimizer.state.clear();
+        }
+        self.step = staged.step;
+        self.dense_optimizer.t = staged.t;
         Ok(())
     }
+}
+
+/// A checkpoint's contents, validated against the model and staged in memory.
+pub(crate) struct Staged {
+    /// Every dense tensor by name.
+    pub dense: HashMap<String, Vec<f32>>,
+    /// Per table (in the model's order): weights and, when saved, the row optimizer's state.
+    #[allow(clippy::type_complexity)]
+    pub tables: Vec<(Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<u32>>)>,
+    pub moments: Vec<(String, Moments)>,
+    pub step: u64,
+    pub t: u64,
+}
+
+/// Reads and validates the checkpoint or model file at `path` for a model with `spec`, whose
+/// network looks like `network` and whose tables are `tables`: the spec must match, the
+/// checksum hold, every tensor be present with its exact dtype and shape. Nothing is applied.
+pub(crate) fn stage<N: TensorCollection<f32, D>, D: Device<f32>>(
+    path: &Path,
+    spec: &ModelSpec,
+    network: &N,
+    tables: &[crate::embedding::EmbeddingTable],
+) -> Result<Staged> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bad = |msg: String| Error::file(path, msg);
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| bad(format!("not a safetensors checkpoint: {e:?}")))?;
+    let info = meta.metadata().clone().unwrap_or_default();
+    let saved: serde_json::Value = info
+        .get("mtl.spec")
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(|| bad("no mtl.spec metadata: not an mtl checkpoint".into()))?;
+    if let Some(diff) = spec_difference(&saved, &fingerprint(spec)) {
+        return Err(bad(format!(
+            "the checkpoint was written for another model: {diff}"
+        )));
+    }
+    let file =
+        SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("corrupt checkpoint: {e:?}")))?;
+    // Checkpoints from before checksums were written carry none.
+    if let Some(expected) = info.get("mtl.checksum") {
+        let tensors = file.tensors();
+        let found = checksum(
+            tensors
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.shape(), v.data())),
+        );
+        if &found != expected {
+            return Err(bad(format!(
+                "the tensor data does not match the checksum stored with it ({found} against \
+                 {expected}): the file is corrupt; restore it from a copy"
+            )));
+        }
+    }
+    let number = |key: &str| -> Result<u64> {
+        match info.get(key) {
+            None => Ok(0),
+            Some(v) => v
+                .parse()
+                .map_err(|_| bad(format!("metadata `{key}` is not a number: {v:?}"))),
+        }
+    };
+    let (step, t) = (number("mtl.step")?, number("mtl.dense_opt.t")?);
+    // A tensor of the file, checked to be `dtype` with exactly `shape`.
+    let tensor = |name: &str, dtype: SDtype, shape: &[usize]| -> Result<Vec<u8>> {
+        let view = file
+            .tensor(name)
+            .map_err(|_| bad(format!("tensor `{name}` is missing")))?;
+        if view.dtype() != dtype || view.shape() != shape {
+            return Err(bad(format!(
+                "tensor `{name}` is {:?} {:?}; the model needs {dtype:?} {shape:?}",
+                view.dtype(),
+                view.shape()
+            )));
+        }
+        Ok(view.data().to_vec())
+    };
+    let f32s = |b: Vec<u8>| -> Vec<f32> {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let u32s = |b: Vec<u8>| -> Vec<u32> {
+        b.chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+
+    let mut shapes = DenseShapes(Vec::new());
+    N::iter_tensors(&mut RecursiveWalker {
+        m: (network, String::new()),
+        f: &mut shapes,
+    })
+    .map_err(|e| Error::invalid(format!("device error: {e:?}")))?;
+    let mut dense = HashMap::new();
+    let mut numel = BTreeMap::new();
+    for (name, shape) in &shapes.0 {
+        let values = f32s(tensor(&format!("dense/{name}"), SDtype::F32, shape)?);
+        numel.insert(name.clone(), values.len());
+        dense.insert(name.clone(), values);
+    }
+    let mut staged_tables = Vec::new();
+    for table in tables {
+        let (rows, dim) = (table.rows, table.dim);
+        let weights = f32s(tensor(
+            &format!("embedding/{}", table.name),
+            SDtype::F32,
+            &[rows, dim],
+        )?);
+        // Optimizer state is absent from model files and checkpoints saved before any step.
+        let optional = |name: String, dtype: SDtype, shape: &[usize]| -> Result<Option<Vec<u8>>> {
+            match file.tensor(&name) {
+                Err(_) => Ok(None),
+                Ok(_) => tensor(&name, dtype, shape).map(Some),
+            }
+        };
+        let m = optional(
+            format!("row_opt/{}/m", table.name),
+            SDtype::F32,
+            &[rows, dim],
+        )?;
+        let v = optional(
+            format!("row_opt/{}/v", table.name),
+            SDtype::F32,
+            &[rows, dim],
+        )?;
+        let steps = optional(
+            format!("row_opt/{}/steps", table.name),
+            SDtype::U32,
+            &[rows],
+        )?;
+        staged_tables.push((weights, m.map(f32s), v.map(f32s), steps.map(u32s)));
+    }
+    let mut moments = Vec::new();
+    for (name, _) in file.tensors() {
+        let Some(param) = name
+            .strip_prefix("dense_opt/")
+            .and_then(|n| n.strip_suffix("/m"))
+        else {
+            continue;
+        };
+        let n = *numel.get(param).ok_or_else(|| {
+            bad(format!(
+                "optimizer state for `{param}`, which the model does not have"
+            ))
+        })?;
+        let m = f32s(tensor(&name, SDtype::F32, &[n])?);
+        let v = f32s(tensor(&format!("dense_opt/{param}/v"), SDtype::F32, &[n])?);
+        moments.push((param.to_string(), Moments { m, v }));
+    }
+    Ok(Staged {
+        dense,
+        tables: staged_tables,
+        moments,
+        step,
+        t,
+    })
+}
+
+/// Writes the staged dense tensors into `network` (all of them: weights, biases, batch-norm
+/// statistics).
+pub(crate) fn apply_dense<N: TensorCollection<f32, D>, D: Device<f32>>(
+    staged: &Staged,
+    network: &mut N,
+) -> Result<()> {
+    N::iter_tensors(&mut RecursiveWalker {
+        m: (network, String::new()),
+        f: &mut DenseWrite(&staged.dense),
+    })
+    .map_err(|e| Error::invalid(format!("device error: {e:?}")))?;
+    Ok(())
 }
