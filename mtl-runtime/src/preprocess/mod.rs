@@ -38,10 +38,10 @@
 pub mod categorify;
 pub mod csv_reader;
 pub mod normalize;
-mod parquet_reader;
+pub(crate) mod parquet_reader;
 pub mod pipeline;
 pub mod presets;
-mod rows;
+pub(crate) mod rows;
 pub mod source;
 pub mod split;
 mod staging;

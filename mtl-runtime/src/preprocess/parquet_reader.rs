@@ -153,7 +153,11 @@ impl RowReader for ParquetRows {
 }
 
 /// Writes value `r` of `array` as text; the type's name when it has no text form here.
-fn render(array: &dyn Array, r: usize, out: &mut String) -> std::result::Result<(), String> {
+pub(crate) fn render(
+    array: &dyn Array,
+    r: usize,
+    out: &mut String,
+) -> std::result::Result<(), String> {
     use std::fmt::Write;
     let _ = match array.data_type() {
         DataType::Utf8 => write!(out, "{}", array.as_string::<i32>().value(r)),

@@ -608,15 +608,20 @@ impl Fitted {
                 .cloned()
                 .ok_or_else(|| bad(format!("`{name}` is missing")))
         };
-        let plan: Plan = serde_json::from_value(field("plan")?)
-            .map_err(|e| bad(format!("`plan`: {e}")))?;
+        let plan: Plan =
+            serde_json::from_value(field("plan")?).map_err(|e| bad(format!("`plan`: {e}")))?;
         let normalizers: Vec<Option<Normalizer>> = serde_json::from_value(field("normalizers")?)
             .map_err(|e| bad(format!("`normalizers`: {e}")))?;
         let row_group_rows: usize = serde_json::from_value(field("row_group_rows")?)
             .map_err(|e| bad(format!("`row_group_rows`: {e}")))?;
-        let schema = crate::schema::json::from_str(&field("schema")?.to_string(), &path.display().to_string())?;
+        let schema = crate::schema::json::from_str(
+            &field("schema")?.to_string(),
+            &path.display().to_string(),
+        )?;
         if normalizers.len() != plan.columns.len() {
-            return Err(bad("`normalizers` and the plan's columns differ in number".into()));
+            return Err(bad(
+                "`normalizers` and the plan's columns differ in number".into()
+            ));
         }
         let vocabularies = plan
             .columns

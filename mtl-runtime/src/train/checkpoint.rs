@@ -400,7 +400,12 @@ pub(crate) struct Staged {
     pub dense: HashMap<String, Vec<f32>>,
     /// Per table (in the model's order): weights and, when saved, the row optimizer's state.
     #[allow(clippy::type_complexity)]
-    pub tables: Vec<(Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<u32>>)>,
+    pub tables: Vec<(
+        Vec<f32>,
+        Option<Vec<f32>>,
+        Option<Vec<f32>>,
+        Option<Vec<u32>>,
+    )>,
     pub moments: Vec<(String, Moments)>,
     pub step: u64,
     pub t: u64,

@@ -183,9 +183,15 @@ where
     /// Builds the network and the tables, both initialised from `config.seed` (the dense
     /// initialisation does not depend on the device or its RNG).
     pub fn new(device: D, config: TrainConfig) -> Result<Self> {
-        let spec = M::SPEC;
         config.validate()?;
-        crate::embedding::check_memory(spec, &config.embeddings)?;
+        crate::embedding::check_memory(M::SPEC, &config.embeddings)?;
+        Self::build(device, config)
+    }
+
+    /// [`Trainer::new`] without the memory check, which counts the optimizer state and
+    /// gradients that scoring never allocates (`Predictor`).
+    pub(crate) fn build(device: D, config: TrainConfig) -> Result<Self> {
+        let spec = M::SPEC;
         let mut network = M::try_build_on_device(&device)
             .map_err(|e| Error::invalid(format!("cannot build the network: {e:?}")))?;
         // One seed fixes the dense initialisation too, on every device (not the device's RNG).
