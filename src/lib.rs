@@ -10,8 +10,8 @@ pub mod dsl;
 pub use mtl_macros::mtl_model;
 pub use mtl_runtime::model::{MtlModel, TaskNetwork};
 pub use mtl_runtime::{
-    data, device, dfdx, embedding, error, loss, metrics, nn, preprocess, schema, spec, train,
-    ColumnSchema, DType, Error, Result, Schema, Tag, TagSet,
+    data, device, dfdx, embedding, error, inference, loss, metrics, nn, preprocess, schema, spec,
+    train, ColumnSchema, DType, Error, Result, Schema, Tag, TagSet,
 };
 
 /// Everything a model file needs: the macro, the model trait, and dfdx's prelude (devices,
@@ -19,6 +19,7 @@ pub use mtl_runtime::{
 pub mod prelude {
     pub use crate::{mtl_model, MtlModel, TaskNetwork};
     pub use mtl_runtime::dfdx::prelude::*;
+    pub use mtl_runtime::inference::Predictor;
     pub use mtl_runtime::train::{
         EarlyStopping, GateWeights, History, LrSchedule, ReduceOnPlateau, Report, RunReport,
         TrainConfig, Trainer,

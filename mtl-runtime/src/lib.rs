@@ -19,6 +19,7 @@
 //! - [`preprocess`]: raw CSV / Parquet tables to encoded Parquet + `schema.json` (Categorify,
 //!   Normalize, derived targets, seeded splits), as NVTabular does for Merlin.
 //! - [`train`]: the trainer (fit / evaluate / predict, reports, checkpoints).
+//! - [`inference`]: scoring with a trained model and its fitted preprocessing, no trainer.
 //! - [`device`]: choosing CPU or CUDA at run time, and the CUDA data path.
 
 pub mod error;
@@ -39,6 +40,8 @@ pub mod device;
 pub mod embedding;
 #[cfg(feature = "engine")]
 pub mod fused;
+#[cfg(feature = "engine")]
+pub mod inference;
 #[cfg(feature = "engine")]
 mod memory;
 #[cfg(feature = "engine")]

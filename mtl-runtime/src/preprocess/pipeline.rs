@@ -548,6 +548,17 @@ impl Fitted {
         self.normalizers[i].as_ref()
     }
 
+    /// The model-input columns new data must carry (categorical and continuous, in file
+    /// order) with their roles; targets and weights are not needed to score.
+    pub fn input_columns(&self) -> Vec<(&str, Role)> {
+        self.plan
+            .columns
+            .iter()
+            .filter(|c| matches!(c.role, Role::Categorical | Role::Continuous))
+            .map(|c| (c.name.as_str(), c.role))
+            .collect()
+    }
+
     /// Source columns of derived targets that were dropped from the inputs.
     pub fn leak_dropped(&self) -> &[String] {
         &self.plan.leak_dropped
@@ -885,6 +896,23 @@ pub struct EncodeReport {
     pub rows: u64,
     pub nulls: BTreeMap<String, u64>,
     pub oov: BTreeMap<String, u64>,
+}
+
+impl EncodeReport {
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &EncodeReport) {
+        self.rows += other.rows;
+        for (mine, theirs) in [(&mut self.nulls, &other.nulls), (&mut self.oov, &other.oov)] {
+            for (column, n) in theirs {
+                *mine.entry(column.clone()).or_default() += n;
+            }
+        }
+    }
+
+    /// Out-of-vocabulary values over every column.
+    pub fn total_oov(&self) -> u64 {
+        self.oov.values().sum()
+    }
 }
 
 /// Encodes raw rows into model inputs with a [`Fitted`] preprocessing (see

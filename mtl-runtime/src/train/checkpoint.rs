@@ -394,6 +394,27 @@ where
     }
 }
 
+impl<M, D> Trainer<M, D>
+where
+    M: MtlModel + BuildOnDevice<D, f32>,
+    M::Built: TaskNetwork<f32, D> + Clone,
+    D: Device<f32>,
+{
+    /// Reads and validates the model file or checkpoint at `path` for this model.
+    pub(crate) fn stage_file(&self, path: &Path) -> Result<Staged> {
+        stage(path, M::SPEC, &self.network, &self.embeddings.tables)
+    }
+
+    /// Takes the weights (dense and tables) of `staged`, ignoring any optimizer state.
+    pub(crate) fn apply_weights(&mut self, staged: Staged) -> Result<()> {
+        apply_dense(&staged, &mut self.network)?;
+        for (table, (weights, ..)) in self.embeddings.tables.iter_mut().zip(staged.tables) {
+            table.weights = weights;
+        }
+        Ok(())
+    }
+}
+
 /// A checkpoint's contents, validated against the model and staged in memory.
 pub(crate) struct Staged {
     /// Every dense tensor by name.

@@ -4,8 +4,9 @@
 use dfdx::prelude::*;
 
 use super::report::Report;
-use super::{Bound, Scratch, Trainer};
+use super::{Scratch, Trainer};
 use crate::data::{Batch, BatchView, Rows};
+use crate::embedding::InputBinding;
 use crate::error::Result;
 use crate::loss::host_task_loss;
 use crate::metrics::stream::MetricState;
@@ -23,11 +24,10 @@ where
     pub(super) fn input(
         &self,
         batch: &Batch,
-        bound: &Bound,
+        input: &InputBinding,
         scratch: &mut Scratch,
     ) -> Result<crate::model::DynBatch<f32, D>> {
-        self.embeddings
-            .gather(batch, &bound.input, &mut scratch.input)?;
+        self.embeddings.gather(batch, input, &mut scratch.input)?;
         self.device
             // The buffer moves into the tensor (no copy); gather refills a fresh one next time.
             .try_tensor_from_vec(
@@ -99,7 +99,7 @@ where
         let mut batches = data.in_order(self.config.batch_size)?;
         while let Some(batch) = batches.next_batch()? {
             // One gather per batch serves both the outputs and the gate metrics.
-            let x = self.input(batch, &bound, &mut scratch)?;
+            let x = self.input(batch, &bound.input, &mut scratch)?;
             let regularization = if embeddings_l2 > 0.0 {
                 let values = host_values(&x);
                 let mut unused = vec![0.0; values.len()];
@@ -203,11 +203,12 @@ where
         mut f: impl FnMut(&Batch, Vec<Vec<f32>>) -> Result<()>,
     ) -> Result<()> {
         let spec = M::SPEC;
-        let bound = self.bind(data.layout())?;
+        // Only the inputs: scoring needs no target or weight column.
+        let input = self.embeddings.bind(spec, data.layout())?;
         let mut scratch = Scratch::default();
         let mut batches = data.in_order(self.config.batch_size)?;
         while let Some(batch) = batches.next_batch()? {
-            let outputs = self.outputs(self.input(batch, &bound, &mut scratch)?)?;
+            let outputs = self.outputs(self.input(batch, &input, &mut scratch)?)?;
             let predictions = outputs
                 .into_iter()
                 .zip(spec.tasks)

@@ -37,6 +37,7 @@ pub use report::{EpochRecord, GateWeights, History, Report};
 
 pub(crate) use self::dense_adam::is_kernel;
 use self::dense_adam::DenseAdam;
+pub(crate) use self::predict::{with_predictions, ParquetSink};
 use self::schedule::Scheduler;
 use crate::data::Layout;
 use crate::embedding::{Embeddings, InputBinding, RowOptimizer};

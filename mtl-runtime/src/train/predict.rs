@@ -1,6 +1,8 @@
-//! Writing predictions to Parquet next to the rows' id columns.
+//! Writing predictions to Parquet next to the rows' id columns: the prediction columns'
+//! names and layout ([`with_predictions`], shared with `crate::inference`) and the atomically
+//! renamed output file ([`ParquetSink`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float32Array, RecordBatch};
@@ -9,10 +11,10 @@ use dfdx::prelude::*;
 use parquet::arrow::ArrowWriter;
 
 use super::Trainer;
-use crate::data::{Batch, Rows};
+use crate::data::Rows;
 use crate::error::{Error, Result};
 use crate::model::{MtlModel, TaskNetwork};
-use crate::spec::TaskKind;
+use crate::spec::{ModelSpec, TaskKind};
 
 impl<M, D> Trainer<M, D>
 where
@@ -55,82 +57,124 @@ where
                 )));
             }
         }
-        // Written next to the target and renamed over it: a failure leaves an existing file
-        // whole.
+        let mut sink = ParquetSink::create(path)?;
+        self.for_each_prediction(data, |batch, predictions| {
+            let base = batch.record_batch(keep)?;
+            sink.write(&with_predictions(M::SPEC, base, predictions)?)
+        })?;
+        sink.finish()
+    }
+}
+
+/// `base` (columns kept from the input, unchanged) followed by one float column per task
+/// output: `<output>` for binary (probabilities) and regression tasks, `<output>/<class>` per
+/// class for multiclass ones. A kept column named like an output is an error, not a shadow.
+pub(crate) fn with_predictions(
+    spec: &ModelSpec,
+    base: RecordBatch,
+    predictions: Vec<Vec<f32>>,
+) -> Result<RecordBatch> {
+    let mut fields: Vec<Field> = base
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| (**f).clone())
+        .collect();
+    let mut arrays: Vec<ArrayRef> = base.columns().to_vec();
+    let mut push = |name: String, values: Vec<f32>| -> Result<()> {
+        if fields.iter().any(|f| f.name() == &name) {
+            return Err(Error::invalid(format!(
+                "the kept column `{name}` has the name of a prediction column; keep it under \
+                 another name"
+            )));
+        }
+        fields.push(Field::new(name, arrow_schema::DataType::Float32, false));
+        arrays.push(Arc::new(Float32Array::from(values)));
+        Ok(())
+    };
+    for (task, values) in spec.tasks.iter().zip(predictions) {
+        match task.kind {
+            TaskKind::Multiclass { classes } => {
+                for c in 0..classes {
+                    let col: Vec<f32> = values.iter().skip(c).step_by(classes).copied().collect();
+                    push(format!("{}/{c}", task.output_name), col)?;
+                }
+            }
+            _ => push(task.output_name.to_string(), values)?,
+        }
+    }
+    RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays)
+        .map_err(|e| Error::invalid(format!("cannot assemble predictions: {e}")))
+}
+
+/// A Parquet file written batch by batch next to its final path and renamed over it by
+/// [`ParquetSink::finish`]: a failure (or a sink dropped unfinished) leaves an existing file
+/// at `path` whole and no partial file behind.
+pub(crate) struct ParquetSink {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<std::fs::File>,
+    writer: Option<ArrowWriter<std::fs::File>>,
+    finished: bool,
+}
+
+impl ParquetSink {
+    pub fn create(path: &Path) -> Result<ParquetSink> {
         let tmp = path.with_file_name(format!(
             ".{}.{}.partial",
             path.file_name()
                 .map_or("predictions".into(), |n| n.to_string_lossy()),
             std::process::id()
         ));
-        let io = |e: parquet::errors::ParquetError| {
-            Error::file(path, format!("cannot write predictions: {e}"))
-        };
-        let written = (|| {
-            let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            let mut writer: Option<ArrowWriter<std::fs::File>> = None;
-            self.for_each_prediction(data, |batch, predictions| {
-                let record = Self::prediction_batch(batch, keep, predictions)?;
-                if writer.is_none() {
-                    let file = file.try_clone().map_err(|e| Error::io(&tmp, e))?;
-                    writer = Some(ArrowWriter::try_new(file, record.schema(), None).map_err(io)?);
-                }
-                if let Some(w) = writer.as_mut() {
-                    w.write(&record).map_err(io)?;
-                }
-                Ok(())
-            })?;
-            let writer = writer.ok_or_else(|| {
-                Error::invalid("the data to predict has no rows: nothing to write")
-            })?;
-            writer.close().map_err(io)?;
-            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(ParquetSink {
+            path: path.to_path_buf(),
+            tmp,
+            file: Some(file),
+            writer: None,
+            finished: false,
+        })
     }
 
-    /// One batch's `keep` columns and predictions as an Arrow record batch.
-    fn prediction_batch(
-        batch: &Batch,
-        keep: &[&str],
-        predictions: Vec<Vec<f32>>,
-    ) -> Result<RecordBatch> {
-        let base = batch.record_batch(keep)?;
-        let mut fields: Vec<Field> = base
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| (**f).clone())
-            .collect();
-        let mut arrays: Vec<ArrayRef> = base.columns().to_vec();
-        for (task, values) in M::SPEC.tasks.iter().zip(predictions) {
-            match task.kind {
-                TaskKind::Multiclass { classes } => {
-                    for c in 0..classes {
-                        let col: Vec<f32> =
-                            values.iter().skip(c).step_by(classes).copied().collect();
-                        fields.push(Field::new(
-                            format!("{}/{c}", task.output_name),
-                            arrow_schema::DataType::Float32,
-                            false,
-                        ));
-                        arrays.push(Arc::new(Float32Array::from(col)));
-                    }
-                }
-                _ => {
-                    fields.push(Field::new(
-                        task.output_name,
-                        arrow_schema::DataType::Float32,
-                        false,
-                    ));
-                    arrays.push(Arc::new(Float32Array::from(values)));
-                }
-            }
+    fn io(&self, e: parquet::errors::ParquetError) -> Error {
+        Error::file(&self.path, format!("cannot write predictions: {e}"))
+    }
+
+    /// Appends `batch` (the first batch fixes the file's schema).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if self.writer.is_none() {
+            let file = self
+                .file
+                .take()
+                .ok_or_else(|| Error::invalid("sink closed"))?;
+            let writer =
+                ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| self.io(e))?;
+            self.writer = Some(writer);
         }
-        RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays)
-            .map_err(|e| Error::invalid(format!("cannot assemble predictions: {e}")))
+        let result = match self.writer.as_mut() {
+            Some(w) => w.write(batch),
+            None => Ok(()),
+        };
+        result.map_err(|e| self.io(e))
+    }
+
+    /// Closes the file and renames it over `path`; an error when nothing was written.
+    pub fn finish(mut self) -> Result<()> {
+        let writer = self
+            .writer
+            .take()
+            .ok_or_else(|| Error::invalid("the data to predict has no rows: nothing to write"))?;
+        writer.close().map_err(|e| self.io(e))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for ParquetSink {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }

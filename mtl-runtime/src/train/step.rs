@@ -67,7 +67,7 @@ where
         Gradients<f32, D>,
         crate::model::DynBatch<f32, D>,
     )> {
-        let x = self.input(batch, bound, scratch)?;
+        let x = self.input(batch, &bound.input, scratch)?;
         let x_ref = x.clone();
         let outputs = self
             .network

@@ -1,0 +1,403 @@
+//! From a trained model to served predictions: the model file and the fitted preprocessing
+//! reloaded into a `Predictor`, raw rows without labels scored (CSV, Parquet, record batches,
+//! text rows), raw id columns kept exactly, unseen categories counted, and the errors a
+//! serving setup meets (wrong model file, wrong preprocessing, missing columns).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Int64Type};
+use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
+use mtl::data::Dataset;
+use mtl::prelude::*;
+use mtl::preprocess::{presets, Fitted, Input};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+mtl_model! {
+    /// The DeepCTR Census-Income sample's model (as in tests/preprocess.rs).
+    pub struct CensusServe {
+        schema: "tests/fixtures/census-income-sample/schema.json",
+        body: mlp[16],
+        tasks: { income: binary(metrics = [auc]), marital: binary(metrics = [auc]) },
+    }
+}
+
+mtl_model! {
+    /// Another model over the same schema: its files must not load as `CensusServe`.
+    pub struct CensusOther {
+        schema: "tests/fixtures/census-income-sample/schema.json",
+        body: mlp[8],
+        tasks: { income: binary },
+    }
+}
+
+const RAW: &str = "data/census-income-kdd/deepctr_census-income.sample";
+/// Columns the targets are derived from: a scoring request does not have them.
+const TARGET_SOURCES: [&str; 2] = ["marital_stat", "income_50k"];
+
+/// The raw sample's header and rows as text (`?` is null), as the preset reads them.
+fn raw_rows() -> (Vec<String>, Vec<Vec<Option<String>>>) {
+    let mut header = vec!["row_index".to_string()];
+    header.extend(presets::CENSUS_INCOME_COLUMNS.iter().map(|c| c.to_string()));
+    let text = std::fs::read_to_string(RAW).unwrap();
+    let rows = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let cells: Vec<Option<String>> = line
+                .split(',')
+                .map(|c| Some(c.trim().to_string()).filter(|c| c != "?" && !c.is_empty()))
+                .collect();
+            assert_eq!(cells.len(), header.len());
+            cells
+        })
+        .collect();
+    (header, rows)
+}
+
+/// Preprocesses the sample into `dir/encoded`, trains two epochs, saves the model file and
+/// the full checkpoint; returns the trainer.
+fn train(dir: &Path) -> Trainer<CensusServe> {
+    let (csv, config) = presets::census_income_kdd_deepctr_sample(2, 2024);
+    config
+        .run(&Input::csv(RAW, csv), dir.join("encoded"))
+        .unwrap();
+    let train = Dataset::open(dir.join("encoded/train")).unwrap();
+    let config = TrainConfig::default()
+        .with_epochs(2)
+        .with_batch_size(32)
+        .with_seed(7);
+    let mut trainer = Trainer::<CensusServe>::new(Cpu::default(), config).unwrap();
+    trainer.fit(&train, None).unwrap();
+    trainer.save_model(dir.join("model.safetensors")).unwrap();
+    trainer
+        .save_checkpoint(dir.join("checkpoint.safetensors"))
+        .unwrap();
+    trainer
+}
+
+/// The request: every raw column but the target sources, as strings, plus an int64 request
+/// id above 2^53 (not representable as a float64) that must come back unchanged.
+fn request_batch(header: &[String], rows: &[Vec<Option<String>>]) -> RecordBatch {
+    let mut columns: Vec<(String, ArrayRef)> = vec![(
+        "request_id".into(),
+        Arc::new(Int64Array::from_iter_values(
+            (0..rows.len() as i64).map(|i| (1 << 53) + 2 * i + 1),
+        )),
+    )];
+    for (c, name) in header.iter().enumerate() {
+        if TARGET_SOURCES.contains(&name.as_str()) {
+            continue;
+        }
+        let values: StringArray = rows.iter().map(|r| r[c].as_deref()).collect();
+        columns.push((name.clone(), Arc::new(values)));
+    }
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
+fn column_f32(batch: &RecordBatch, name: &str) -> Vec<f32> {
+    let array = batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("{name}"));
+    array.as_primitive::<Float32Type>().values().to_vec()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn predictor_scores_raw_rows_like_the_trainer() {
+    let dir = tempfile::tempdir().unwrap();
+    let trainer = train(dir.path());
+    let fitted = Fitted::load(dir.path().join("encoded")).unwrap();
+
+    // The trainer's predictions on all 200 rows, encoded with the same fitted state.
+    let (csv, _) = presets::census_income_kdd_deepctr_sample(2, 2024);
+    fitted
+        .transform(&Input::csv(RAW, csv.clone()), &dir.path().join("all"))
+        .unwrap();
+    let all = Dataset::open(dir.path().join("all")).unwrap();
+    let expected = trainer.predict(&all).unwrap();
+    assert_eq!(expected[0].len(), 200);
+
+    let predictor = Predictor::<CensusServe>::load(dir.path().join("model.safetensors"))
+        .unwrap()
+        .with_preprocessing(fitted.clone())
+        .unwrap();
+    let names: Vec<String> = predictor.outputs().into_iter().map(|o| o.name).collect();
+    assert_eq!(names, ["income/binary_output", "marital/binary_output"]);
+    assert!(!predictor
+        .required_columns()
+        .iter()
+        .any(|c| TARGET_SOURCES.contains(&c.as_str())));
+
+    // Encoded data: the same scores as the trainer.
+    let encoded = predictor.predict(&all).unwrap();
+    for t in 0..2 {
+        assert!(max_abs_diff(&encoded[t], &expected[t]) < 1e-6);
+    }
+
+    // A raw Parquet file without targets, the request id kept as an exact int64.
+    let (header, rows) = raw_rows();
+    let batch = request_batch(&header, &rows);
+    let raw = dir.path().join("requests.parquet");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&raw).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let out = dir.path().join("scores.parquet");
+    let report = predictor
+        .with_batch_size(64)
+        .unwrap()
+        .score_file(&Input::parquet(&raw), &["request_id"], &out)
+        .unwrap();
+    assert_eq!(report.rows, 200);
+    let scored: Vec<RecordBatch> =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let scored = arrow_select_concat(&scored);
+    let ids = scored.column(0).as_primitive::<Int64Type>();
+    assert_eq!(scored.schema().field(0).name(), "request_id");
+    assert_eq!(
+        ids.values(),
+        batch.column(0).as_primitive::<Int64Type>().values()
+    );
+    let names: Vec<String> = scored
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "request_id",
+            "income/binary_output",
+            "marital/binary_output"
+        ]
+    );
+    assert!(max_abs_diff(&column_f32(&scored, "income/binary_output"), &expected[0]) < 1e-6);
+    assert!(max_abs_diff(&column_f32(&scored, "marital/binary_output"), &expected[1]) < 1e-6);
+    // The preprocessing counted what it saw: nulls (`?` cells) and no unseen category
+    // beyond the rare ones (which map to the out-of-vocabulary row, as in training).
+    assert!(report.nulls.values().sum::<u64>() > 0);
+
+    // The raw CSV (targets present but unused) gives the same scores; kept columns as text.
+    let predictor = Predictor::<CensusServe>::load(dir.path().join("checkpoint.safetensors"))
+        .unwrap()
+        .with_preprocessing(fitted)
+        .unwrap();
+    let out_csv = dir.path().join("scores_csv.parquet");
+    predictor
+        .score_file(&Input::csv(RAW, csv), &["row_index"], &out_csv)
+        .unwrap();
+    let scored: Vec<RecordBatch> =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out_csv).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let scored = arrow_select_concat(&scored);
+    assert_eq!(scored.column(0).as_string::<i32>().value(0), "138481");
+    assert!(max_abs_diff(&column_f32(&scored, "income/binary_output"), &expected[0]) < 1e-6);
+
+    // Text rows (a JSON request's shape) give the same scores too.
+    let (scored, _) = predictor.score_rows(&header, &rows[..5], &[]).unwrap();
+    assert_eq!(scored.num_columns(), 2);
+    assert!(
+        max_abs_diff(
+            &column_f32(&scored, "marital/binary_output"),
+            &expected[1][..5]
+        ) < 1e-6
+    );
+}
+
+/// Concatenates record batches of one schema (the test reads files in several batches).
+fn arrow_select_concat(batches: &[RecordBatch]) -> RecordBatch {
+    let schema = batches[0].schema();
+    let columns = (0..schema.fields().len())
+        .map(|c| {
+            let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+            concat(&parts)
+        })
+        .collect();
+    RecordBatch::try_new(schema, columns).unwrap()
+}
+
+fn concat(parts: &[&dyn Array]) -> ArrayRef {
+    use arrow_array::types::Float32Type as F;
+    match parts[0].data_type() {
+        arrow_schema::DataType::Int64 => Arc::new(Int64Array::from_iter_values(
+            parts
+                .iter()
+                .flat_map(|p| p.as_primitive::<Int64Type>().values().to_vec()),
+        )),
+        arrow_schema::DataType::Float32 => Arc::new(arrow_array::Float32Array::from_iter_values(
+            parts
+                .iter()
+                .flat_map(|p| p.as_primitive::<F>().values().to_vec()),
+        )),
+        _ => Arc::new(StringArray::from_iter(parts.iter().flat_map(|p| {
+            let s = p.as_string::<i32>();
+            (0..s.len())
+                .map(|i| s.is_valid(i).then(|| s.value(i).to_string()))
+                .collect::<Vec<_>>()
+        }))),
+    }
+}
+
+#[test]
+fn unseen_categories_take_the_oov_row_and_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    train(dir.path());
+    let predictor = Predictor::<CensusServe>::load(dir.path().join("model.safetensors"))
+        .unwrap()
+        .with_preprocessing(Fitted::load(dir.path().join("encoded")).unwrap())
+        .unwrap();
+    let (header, mut rows) = raw_rows();
+    let edu = header.iter().position(|h| h == "education").unwrap();
+    let race = header.iter().position(|h| h == "race").unwrap();
+    rows.truncate(3);
+    // Categories below the fitted minimum frequency count as out-of-vocabulary already.
+    let (_, before) = predictor.score_rows(&header, &rows, &[]).unwrap();
+    let oov = |r: &mtl::preprocess::EncodeReport, c: &str| r.oov.get(c).copied().unwrap_or(0);
+    rows[1][edu] = Some("a degree never seen".into());
+    rows[2][edu] = Some("another unseen one".into());
+    rows[2][race] = Some("unseen too".into());
+    let (scored, report) = predictor
+        .score_rows(&header, &rows, &["row_index"])
+        .unwrap();
+    assert_eq!(report.rows, 3);
+    assert_eq!(oov(&report, "education"), oov(&before, "education") + 2);
+    assert_eq!(oov(&report, "race"), oov(&before, "race") + 1);
+    assert_eq!(report.total_oov(), before.total_oov() + 3);
+    // Two different unseen values are the same row to the model.
+    rows[1] = rows[2].clone();
+    rows[1][edu] = Some("yet another".into());
+    rows[1][race] = Some("and another".into());
+    let (again, _) = predictor.score_rows(&header, &rows, &[]).unwrap();
+    let p = column_f32(&again, "income/binary_output");
+    assert_eq!(p[1], p[2]);
+    assert_eq!(p[2], column_f32(&scored, "income/binary_output")[2]);
+}
+
+#[test]
+fn serving_errors_name_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    train(dir.path());
+    let model = dir.path().join("model.safetensors");
+    let fitted = Fitted::load(dir.path().join("encoded")).unwrap();
+
+    // Another model's file.
+    let err = Predictor::<CensusOther>::load(&model)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("another model"),
+        "{err}"
+    );
+
+    // Raw data without the preprocessing.
+    let predictor = Predictor::<CensusServe>::load(&model).unwrap();
+    let (header, rows) = raw_rows();
+    let err = predictor
+        .score_rows(&header, &rows[..2], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("with_preprocessing"), "{err}");
+
+    // A preprocessing fitted with another threshold has bigger vocabularies than the tables.
+    let (csv, config) = presets::census_income_kdd_deepctr_sample(1, 2024);
+    let other = config.fit(&Input::csv(RAW, csv)).unwrap();
+    let err = Predictor::<CensusServe>::load(&model)
+        .unwrap()
+        .with_preprocessing(other)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("embedding rows") && err.contains("trained with"),
+        "{err}"
+    );
+
+    let predictor = predictor.with_preprocessing(fitted).unwrap();
+    // A request without an input column.
+    let edu = header.iter().position(|h| h == "education").unwrap();
+    let mut short_header = header.clone();
+    short_header.remove(edu);
+    let short_rows: Vec<Vec<Option<String>>> = rows[..2]
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.remove(edu);
+            r
+        })
+        .collect();
+    let err = predictor
+        .score_rows(&short_header, &short_rows, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("education"), "{err}");
+    // A kept column that is not there, a row of the wrong length, a bad number.
+    let err = predictor
+        .score_rows(&header, &rows[..2], &["request_id"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`request_id` to keep"), "{err}");
+    let err = predictor
+        .score_rows(&header, &[vec![None]], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("row 1 has 1 values"), "{err}");
+    let age = header.iter().position(|h| h == "age").unwrap();
+    let mut bad = rows[..2].to_vec();
+    bad[1][age] = Some("forty".into());
+    let err = predictor
+        .score_rows(&header, &bad, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("row 2") && err.contains("`age`") && err.contains("forty"),
+        "{err}"
+    );
+    // Scoring onto the input file is refused; nothing is written on failure.
+    let out = dir.path().join("never.parquet");
+    let err = predictor
+        .score_file(
+            &Input::parquet(dir.path().join("missing.parquet")),
+            &[],
+            &out,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.parquet"), "{err}");
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("partial"))
+            .count(),
+        0
+    );
+}
