@@ -10,8 +10,8 @@ pub mod dsl;
 pub use mtl_macros::mtl_model;
 pub use mtl_runtime::model::{MtlModel, TaskNetwork};
 pub use mtl_runtime::{
-    data, device, dfdx, embedding, error, inference, loss, metrics, nn, preprocess, schema, spec,
-    train, ColumnSchema, DType, Error, Result, Schema, Tag, TagSet,
+    data, device, dfdx, embedding, error, export, inference, loss, metrics, nn, preprocess, schema,
+    spec, train, ColumnSchema, DType, Error, Result, Schema, Tag, TagSet,
 };
 
 /// Everything a model file needs: the macro, the model trait, and dfdx's prelude (devices,

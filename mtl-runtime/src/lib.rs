@@ -19,6 +19,7 @@
 //! - [`preprocess`]: raw CSV / Parquet tables to encoded Parquet + `schema.json` (Categorify,
 //!   Normalize, derived targets, seeded splits), as NVTabular does for Merlin.
 //! - [`train`]: the trainer (fit / evaluate / predict, reports, checkpoints).
+//! - [`export`]: the trained model as an ONNX file.
 //! - [`inference`]: scoring with a trained model and its fitted preprocessing, no trainer.
 //! - [`device`]: choosing CPU or CUDA at run time, and the CUDA data path.
 
@@ -38,6 +39,8 @@ pub mod data;
 pub mod device;
 #[cfg(feature = "engine")]
 pub mod embedding;
+#[cfg(feature = "engine")]
+pub mod export;
 #[cfg(feature = "engine")]
 pub mod fused;
 #[cfg(feature = "engine")]

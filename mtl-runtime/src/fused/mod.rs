@@ -31,7 +31,7 @@ mod gemm;
 mod input;
 mod kernels;
 mod params;
-mod plan;
+pub(crate) mod plan;
 mod sparse;
 
 use std::collections::HashMap;

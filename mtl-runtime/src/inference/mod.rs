@@ -32,6 +32,7 @@ use dfdx::prelude::*;
 
 use crate::data::Rows;
 use crate::error::{Error, Result};
+use crate::export::{OnnxExport, OnnxOptions};
 use crate::model::{MtlModel, TaskNetwork};
 use crate::preprocess::{Fitted, Role};
 use crate::spec::{FeatureKind, TaskKind};
@@ -204,6 +205,20 @@ where
         path: impl AsRef<Path>,
     ) -> Result<()> {
         self.trainer.predict_to_parquet(data, keep, path)
+    }
+
+    /// Writes the model as an ONNX graph (see [`crate::export`]): encoded features in, one
+    /// output per task under its Merlin output name, dynamic batch.
+    pub fn export_onnx(&self, path: impl AsRef<Path>, options: &OnnxOptions) -> Result<OnnxExport> {
+        let params = crate::model::named_parameters(&self.trainer.network)
+            .map_err(|e| Error::invalid(format!("cannot read the network: {e:?}")))?;
+        crate::export::onnx(
+            M::SPEC,
+            &params,
+            &self.trainer.embeddings.tables,
+            path.as_ref(),
+            options,
+        )
     }
 
     fn fitted(&self, what: &str) -> Result<&Fitted> {
