@@ -137,11 +137,25 @@ fn predictor_scores_raw_rows_like_the_trainer() {
         .iter()
         .any(|c| TARGET_SOURCES.contains(&c.as_str())));
 
-    // Encoded data: the same scores as the trainer.
+    // Encoded data: the same scores as the trainer, also written with no column kept.
     let encoded = predictor.predict(&all).unwrap();
     for t in 0..2 {
         assert!(max_abs_diff(&encoded[t], &expected[t]) < 1e-6);
     }
+    let only_scores = dir.path().join("only_scores.parquet");
+    predictor
+        .predict_to_parquet(&all, &[], &only_scores)
+        .unwrap();
+    let file = std::fs::File::open(&only_scores).unwrap();
+    let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let written = arrow_select_concat(&batches);
+    assert_eq!(written.num_columns(), 2);
+    assert_eq!(column_f32(&written, "income/binary_output"), encoded[0]);
 
     // A raw Parquet file without targets, the request id kept as an exact int64.
     let (header, rows) = raw_rows();
@@ -399,5 +413,216 @@ fn serving_errors_name_what_is_wrong() {
                 .contains("partial"))
             .count(),
         0
+    );
+}
+
+// ---------------------------------------------------------------- the HTTP scoring server
+
+#[path = "../examples/serve/app.rs"]
+mod app;
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+async fn call(client: &HttpClient, method: &str, url: &str, body: &str) -> (u16, Value) {
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+/// The raw sample rows as JSON objects (no label sources), with request ids above 2^53.
+fn json_rows(header: &[String], rows: &[Vec<Option<String>>]) -> Vec<Value> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let mut object = serde_json::Map::new();
+            object.insert(
+                "request_id".into(),
+                json!(9_007_199_254_740_993u64 + i as u64),
+            );
+            for (c, value) in header.iter().zip(row) {
+                if TARGET_SOURCES.contains(&c.as_str()) {
+                    continue;
+                }
+                // Numbers as JSON numbers where they are numbers, as clients send them.
+                let v = match value.as_deref().map(|v| (v, v.parse::<i64>())) {
+                    Some((_, Ok(n))) => json!(n),
+                    Some((v, Err(_))) => json!(v),
+                    None => Value::Null,
+                };
+                object.insert(c.clone(), v);
+            }
+            Value::Object(object)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_server_scores_validates_and_shuts_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let trainer = tokio::task::block_in_place(|| train(dir.path()));
+    let fitted = Fitted::load(dir.path().join("encoded")).unwrap();
+    let predictor = Predictor::<CensusServe>::load(dir.path().join("model.safetensors"))
+        .unwrap()
+        .with_preprocessing(fitted.clone())
+        .unwrap();
+    let scorer = Arc::new(app::Scorer::new(predictor, 64));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app::serve(listener, app::router(scorer), async {
+        let _ = stopped.await;
+    }));
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+
+    let (status, health) = call(&client, "GET", &format!("{base}/health"), "").await;
+    assert_eq!((status, health), (200, json!({"status": "ok"})));
+    let (status, meta) = call(&client, "GET", &format!("{base}/v1/metadata"), "").await;
+    assert_eq!(status, 200);
+    assert_eq!(meta["model"], "CensusServe");
+    assert_eq!(meta["max_rows"], 64);
+    let outputs: Vec<&str> = meta["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(outputs, ["income/binary_output", "marital/binary_output"]);
+    let age = meta["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "age")
+        .unwrap();
+    assert_eq!(age["kind"], "continuous");
+
+    // Real rows: the same scores as the trainer on the same rows, ids back exactly.
+    let (header, rows) = raw_rows();
+    let (csv, _) = presets::census_income_kdd_deepctr_sample(2, 2024);
+    fitted
+        .transform(&Input::csv(RAW, csv), &dir.path().join("all"))
+        .unwrap();
+    let expected = trainer
+        .predict(&Dataset::open(dir.path().join("all")).unwrap())
+        .unwrap();
+    let objects = json_rows(&header, &rows[..40]);
+    let body = json!({ "rows": objects, "keep": ["request_id"] }).to_string();
+    let (status, scored) = call(&client, "POST", &format!("{base}/v1/score"), &body).await;
+    assert_eq!(status, 200, "{scored}");
+    assert_eq!(scored["rows"], 40);
+    let scores = scored["scores"].as_array().unwrap();
+    for (i, s) in scores.iter().enumerate() {
+        assert_eq!(
+            s["request_id"].as_u64(),
+            Some(9_007_199_254_740_993 + i as u64)
+        );
+        let income = s["income/binary_output"].as_f64().unwrap() as f32;
+        let marital = s["marital/binary_output"].as_f64().unwrap() as f32;
+        assert!(
+            (income - expected[0][i]).abs() < 1e-6,
+            "row {i}: {income} vs {}",
+            expected[0][i]
+        );
+        assert!((marital - expected[1][i]).abs() < 1e-6);
+    }
+    // The raw table's other columns (the weight) are accepted; an unseen category is counted.
+    let mut row = objects[0].clone();
+    row["education"] = json!("Doctorate of Nothing");
+    let (status, scored) = call(
+        &client,
+        "POST",
+        &format!("{base}/v1/score"),
+        &json!({ "rows": [row], "keep": ["request_id"] }).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{scored}");
+    assert_eq!(scored["unseen"]["education"], 1);
+
+    // Validation: status and a message naming the problem.
+    let post = |body: Value| {
+        let (client, url) = (client.clone(), format!("{base}/v1/score"));
+        async move { call(&client, "POST", &url, &body.to_string()).await }
+    };
+    let with = |key: &str, value: Value| {
+        let mut row = objects[1].clone();
+        row[key] = value;
+        json!({ "rows": [row], "keep": ["request_id"] })
+    };
+    let without = |key: &str| {
+        let mut row = objects[1].clone();
+        row.as_object_mut().unwrap().remove(key);
+        json!({ "rows": [row], "keep": ["request_id"] })
+    };
+    let cases: Vec<(Value, u16, &[&str])> = vec![
+        (
+            with("eduction", json!("x")),
+            422,
+            &["unknown column `eduction`", "did you mean `education`"],
+        ),
+        (
+            without("education"),
+            422,
+            &["column `education` is missing"],
+        ),
+        (
+            with("age", json!([1, 2])),
+            422,
+            &["column `age` is an array"],
+        ),
+        (with("age", json!("forty")), 422, &["`age`", "forty"]),
+        (json!({ "rows": [] }), 422, &["empty"]),
+        (
+            json!({ "rows": vec![objects[0].clone(); 65] }),
+            413,
+            &["65 rows", "limit is 64"],
+        ),
+        (json!({ "rowz": [] }), 400, &["unknown field `rowz`"]),
+        (
+            json!({ "rows": [objects[0]], "keep": ["income/binary_output"] }),
+            422,
+            &["output column"],
+        ),
+        // An id the request does not ask to keep is a column the model does not know.
+        (
+            json!({ "rows": [objects[0]] }),
+            422,
+            &["unknown column `request_id`"],
+        ),
+    ];
+    for (body, want, words) in cases {
+        let (status, answer) = post(body.clone()).await;
+        let message = answer["error"].as_str().unwrap_or_default();
+        assert_eq!(status, want, "{body}: {answer}");
+        for w in words {
+            assert!(message.contains(w), "{body}: `{message}` lacks `{w}`");
+        }
+    }
+    let (status, answer) = call(&client, "POST", &format!("{base}/v1/score"), "{not json").await;
+    assert_eq!(status, 400, "{answer}");
+
+    // Graceful shutdown: the server finishes and stops listening.
+    stop.send(()).unwrap();
+    drop(client);
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("the server stops after the signal")
+        .unwrap()
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+            .await
+            .is_err()
     );
 }

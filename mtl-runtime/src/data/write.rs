@@ -114,6 +114,7 @@ impl Dataset {
         columns_record_batch(
             self.layout(),
             &names,
+            range.len(),
             |n| self.ids(n).map(|v| &v[range.clone()]),
             |n| self.floats(n).map(|v| &v[range.clone()]),
         )
@@ -123,14 +124,22 @@ impl Dataset {
 impl super::Batch {
     /// Columns `names` of this batch as an Arrow record batch, each in its schema dtype.
     pub fn record_batch(&self, names: &[&str]) -> Result<RecordBatch> {
-        columns_record_batch(self.layout(), names, |n| self.ids(n), |n| self.floats(n))
+        columns_record_batch(
+            self.layout(),
+            names,
+            self.len(),
+            |n| self.ids(n),
+            |n| self.floats(n),
+        )
     }
 }
 
-/// Columns `names` of `layout` as an Arrow record batch, their values from `ids` / `floats`.
+/// Columns `names` of `layout` as an Arrow record batch of `rows` rows (no columns is fine),
+/// their values from `ids` / `floats`.
 fn columns_record_batch<'a>(
     layout: &super::Layout,
     names: &[&str],
+    rows: usize,
     ids: impl Fn(&str) -> Option<&'a [u32]>,
     floats: impl Fn(&str) -> Option<&'a [f32]>,
 ) -> Result<RecordBatch> {
@@ -161,7 +170,8 @@ fn columns_record_batch<'a>(
         arrays.push(array);
     }
     let schema = Arc::new(arrow_schema::Schema::new(fields));
-    RecordBatch::try_new(schema, arrays)
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows));
+    RecordBatch::try_new_with_options(schema, arrays, &options)
         .map_err(|e| Error::invalid(format!("cannot assemble a record batch: {e}")))
 }
 

@@ -559,6 +559,19 @@ impl Fitted {
             .collect()
     }
 
+    /// Every raw column the preprocessing was fitted on, whatever became of it (inputs,
+    /// weights, target sources, dropped columns): new data may carry any of them, and a
+    /// column outside this list is unknown to the model (a typo, another table).
+    pub fn raw_columns(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.plan.columns.iter().map(|c| c.name.as_str()).collect();
+        names.extend(self.plan.targets.iter().map(|t| t.source.as_str()));
+        names.extend(self.plan.dropped.iter().map(String::as_str));
+        names.extend(self.plan.leak_dropped.iter().map(String::as_str));
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// Source columns of derived targets that were dropped from the inputs.
     pub fn leak_dropped(&self) -> &[String] {
         &self.plan.leak_dropped

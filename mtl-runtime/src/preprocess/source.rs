@@ -50,6 +50,25 @@ impl Input {
         }
     }
 
+    /// The column names and the first `limit` rows as text (`None`: null), exactly as
+    /// preprocessing reads them (CSV options applied, Parquet values rendered): the shape
+    /// `Predictor::score_rows` takes, e.g. to build scoring requests from a raw file.
+    #[allow(clippy::type_complexity)]
+    pub fn head(&self, limit: usize) -> Result<(Vec<String>, Vec<Vec<Option<String>>>)> {
+        let mut reader = self.open()?;
+        let columns = reader.columns().to_vec();
+        let mut rows = Vec::new();
+        let mut row = super::rows::Row::default();
+        while rows.len() < limit && reader.next_row(&mut row)? {
+            rows.push(
+                (0..columns.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            );
+        }
+        Ok((columns, rows))
+    }
+
     /// Opens a fresh reader positioned at the first data row.
     pub(crate) fn open(&self) -> Result<Box<dyn RowReader>> {
         Ok(match self {
