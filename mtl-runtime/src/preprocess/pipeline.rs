@@ -709,6 +709,38 @@ impl Fitted {
         })
     }
 
+    /// Encodes the model inputs of every row of `input` into `out_dir` (Parquet +
+    /// `schema.json` of the input columns only): for new data without labels, which
+    /// [`Fitted::transform`] would refuse for lacking its target columns. Unseen categories
+    /// take the out-of-vocabulary id 0 and are counted in the report. The encoded rows are
+    /// held in memory (4 bytes per value) before writing; a failed run leaves a previous
+    /// output in `out_dir` as it was. To score a file larger than memory, use
+    /// `Predictor::score_file`, which streams.
+    pub fn transform_inputs(&self, input: &Input, out_dir: &Path) -> Result<EncodeReport> {
+        let mut reader = input.open()?;
+        let header = reader.columns().to_vec();
+        let mut encoder = self
+            .inference_encoder(&header)
+            .map_err(|e| Error::file(input.path(), e.to_string()))?;
+        let mut row = Row::default();
+        while reader.next_row(&mut row)? {
+            let (file, line) = reader.position();
+            encoder.push(|i| row.get(i), || format!("{}:{line}", file.display()))?;
+        }
+        let report = encoder.report().clone();
+        let data = encoder.take_dataset()?;
+        write_staged(out_dir, |stage| {
+            data.write_parquet(
+                stage,
+                &crate::data::WriteOptions {
+                    row_group_rows: self.row_group_rows,
+                    ..Default::default()
+                },
+            )
+        })?;
+        Ok(report)
+    }
+
     /// Encodes every row of `input` into `out_dir` (Parquet + `schema.json`).
     /// A run that fails leaves a previous output in `out_dir` as it was.
     pub fn transform(&self, input: &Input, out_dir: &Path) -> Result<SplitReport> {
