@@ -171,7 +171,9 @@ fn predictor_scores_raw_rows_like_the_trainer() {
     writer.close().unwrap();
     // Encoding it without labels gives the same inputs, hence the same scores.
     let encoded_dir = dir.path().join("requests_encoded");
-    let seen = fitted.transform_inputs(&Input::parquet(&raw), &encoded_dir).unwrap();
+    let seen = fitted
+        .transform_inputs(&Input::parquet(&raw), &encoded_dir)
+        .unwrap();
     assert_eq!(seen.rows, 200);
     let inputs_only = Dataset::open(&encoded_dir).unwrap();
     assert!(inputs_only.layout().get("income").is_none());
@@ -181,7 +183,10 @@ fn predictor_scores_raw_rows_like_the_trainer() {
         .transform(&Input::parquet(&raw), &dir.path().join("refused"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("marital_stat") || err.contains("income_50k"), "{err}");
+    assert!(
+        err.contains("marital_stat") || err.contains("income_50k"),
+        "{err}"
+    );
     let out = dir.path().join("scores.parquet");
     let report = predictor
         .with_batch_size(64)

@@ -24,7 +24,6 @@ pub(crate) fn int_attr(name: &str, i: i64) -> AttributeProto {
         name: name.into(),
         r#type: ATTR_INT,
         i,
-        ..Default::default()
     }
 }
 

@@ -236,7 +236,7 @@ pub fn onnx(
                         .segments
                         .iter()
                         .find_map(|s| s.bias)
-                        .map_or_else(|| format!("bias_{}", d.weight), |o| name_of(o));
+                        .map_or_else(|| format!("bias_{}", d.weight), &name_of);
                     b = g.weight(&bias_name, vec![rows as i64], bias);
                     gemm_inputs.push(&b);
                 }
