@@ -5,6 +5,9 @@
 //!     [--input data/census-income-kdd/census-income.test.gz] [--out data-out/census-income]
 //!     [--seeds 5] [--epochs 15] [--patience 2] [--batch-size 512]
 //!     [--models shared-bottom,mmoe,cgc,ple] [--write-schema]
+//!
+//! (`--models` also takes `shared-bottom-uncertainty` and `mmoe-uncertainty`: the same models
+//! with learnt loss weights, `loss_balancing: uncertainty`.)
 //! ```
 //!
 //! 1. Preprocesses the raw file with [`presets::census_income_kdd`]: 7 continuous columns
@@ -36,6 +39,15 @@ use mtl::schema::{json, Schema};
 /// The seed of the train/validation/test split (fixed: the vocabularies, hence the compiled
 /// schema, depend on which rows are training rows).
 const SPLIT_SEED: u64 = 2024;
+/// The models `--models` chooses from (the first four run by default).
+const MODELS: [&str; 6] = [
+    "shared-bottom",
+    "mmoe",
+    "cgc",
+    "ple",
+    "shared-bottom-uncertainty",
+    "mmoe-uncertainty",
+];
 /// Categorify's minimum frequency (also fixed into the compiled schema).
 const MIN_FREQUENCY: u64 = 10;
 const SCHEMA_PATH: &str = "examples/census_income/schema.json";
@@ -48,6 +60,28 @@ mtl_model! {
         body: mlp[64, 32],
         towers: mlp[16],
         tasks: { income: binary(metrics = [auc]), marital: binary(metrics = [auc]) },
+    }
+}
+
+mtl_model! {
+    /// Shared-bottom with learnt loss weights (uncertainty weighting, Kendall et al. 2018).
+    pub struct SharedBottomUncertainty {
+        schema: "examples/census_income/schema.json",
+        body: mlp[64, 32],
+        towers: mlp[16],
+        tasks: { income: binary(metrics = [auc]), marital: binary(metrics = [auc]) },
+        loss_balancing: uncertainty,
+    }
+}
+
+mtl_model! {
+    /// MMoE with learnt loss weights.
+    pub struct MmoeUncertainty {
+        schema: "examples/census_income/schema.json",
+        body: mmoe(experts = 8, expert = mlp[32]),
+        towers: mlp[16],
+        tasks: { income: binary(metrics = [auc]), marital: binary(metrics = [auc]) },
+        loss_balancing: uncertainty,
     }
 }
 
@@ -125,13 +159,10 @@ fn parse_args() -> Result<Args, String> {
             "--batch-size" => args.batch_size = int(value()?)?,
             "--models" => {
                 args.models = value()?.split(',').map(|m| m.trim().to_string()).collect();
-                if let Some(bad) = args
-                    .models
-                    .iter()
-                    .find(|m| !["shared-bottom", "mmoe", "cgc", "ple"].contains(&m.as_str()))
-                {
+                if let Some(bad) = args.models.iter().find(|m| !MODELS.contains(&m.as_str())) {
                     return Err(format!(
-                        "unknown model `{bad}`; known: shared-bottom, mmoe, cgc, ple"
+                        "unknown model `{bad}`; known: {}",
+                        MODELS.join(", ")
                     ));
                 }
             }
@@ -171,7 +202,16 @@ where
         .with_epochs(args.epochs)
         .with_batch_size(args.batch_size)
         .with_seed(seed)
-        .with_early_stopping(EarlyStopping::on("loss", args.patience));
+        // Learnt loss weights make `loss` incomparable across epochs; with unit weights and
+        // no regularization, `task_loss_sum` is the very quantity `loss` is for fixed models.
+        .with_early_stopping(EarlyStopping::on(
+            if M::SPEC.loss_balancing == mtl::spec::LossBalancing::Fixed {
+                "loss"
+            } else {
+                "task_loss_sum"
+            },
+            args.patience,
+        ));
     let mut trainer = Trainer::<M>::new(Cpu::default(), config)?;
     let history = trainer.fit(&data[0], Some(&data[1]))?;
     let report = trainer.evaluate(&data[2])?;
@@ -249,6 +289,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "shared-bottom" => train_one::<SharedBottom>(&args, seed, &data)?,
                 "mmoe" => train_one::<Mmoe>(&args, seed, &data)?,
                 "cgc" => train_one::<Cgc>(&args, seed, &data)?,
+                "shared-bottom-uncertainty" => {
+                    train_one::<SharedBottomUncertainty>(&args, seed, &data)?
+                }
+                "mmoe-uncertainty" => train_one::<MmoeUncertainty>(&args, seed, &data)?,
                 _ => train_one::<Ple>(&args, seed, &data)?,
             };
             println!(

@@ -51,6 +51,7 @@
 //! | `body` | `mlp[..]`, `identity`, `custom(Block, width = N)`, `mmoe(..)`, `moe(..)`, `cgc(..)` or `ple(..)` | required |
 //! | `towers` | `mlp[..]`: the tower of every task that names none; `none`: no towers | no towers |
 //! | `tasks` | `{ name: binary(..) \| regression(..) \| multiclass(..), .. }`; a trailing `..` adds a task for every other schema target | every `target` schema column |
+//! | `loss_balancing` | `fixed` (the declared `loss_weight`s) or `uncertainty` (learnt per-task weights, see below) | `fixed` |
 //!
 //! ### Several models, shared sections
 //!
@@ -163,6 +164,17 @@
 //! | `sample_weight = col` or `[col, ..]` | per-row weights from feature/target columns, multiplied; a binary column restricts the task to that column's sample space (`like` only where `click = 1`); `as_number(col)` weighs by the ids of a categorical column | none |
 //! | `metrics = [..]` | metrics reported unweighted | per kind, see above |
 //! | `weighted_metrics = [..]` | metrics reported with the sample weights (`weighted_auc`) | none |
+//!
+//! ### `loss_balancing`
+//! `fixed` sums `λ_t·L_t` with the declared `loss_weight`s. `uncertainty` learns one
+//! log-variance `s_t` per task (Kendall, Gal and Cipolla, CVPR 2018) and trains
+//! `Σ c_t·exp(−s_t)·L_t + s_t/2` (`c_t` = 1/2 for regression, 1 for classification); the weights
+//! `c_t·exp(−s_t)` start at `c_t`, follow Adam at the dense learning rate, are reported per epoch
+//! as `<output>/loss_weight` (history, CSV/JSON, curves) and saved in checkpoints. A task's
+//! weight settles at `1/(2·L_t)`, whatever it would be multiplied by, so a `loss_weight` next to
+//! `uncertainty` is a compile error on it, and `TrainConfig::with_loss_weight` a run-time one.
+//! Because `loss` then moves with the weights, reports also carry `task_loss_sum` (the plain
+//! sum of the task losses): early stopping and plateaus must monitor it or a metric, not `loss`.
 //!
 //! Metric names: binary `auc`, `precision`, `recall`, `binary_accuracy`, `logloss`; regression
 //! `rmse`/`root_mean_squared_error`, `mse`, `mae`; multiclass `accuracy`, `top_k_accuracy`.

@@ -4,7 +4,18 @@
 use mtl_runtime::spec::MoeKind;
 
 /// The sections of a model.
-pub const SECTIONS: [&str; 6] = ["schema", "inputs", "exclude", "body", "towers", "tasks"];
+pub const SECTIONS: [&str; 7] = [
+    "schema",
+    "inputs",
+    "exclude",
+    "body",
+    "towers",
+    "tasks",
+    "loss_balancing",
+];
+
+/// The values of `loss_balancing:`.
+pub const LOSS_BALANCING: [&str; 2] = ["fixed", "uncertainty"];
 
 /// The most layers an MLP has. dfdx implements modules for tuples of up to 6, so deeper MLPs
 /// are tuples of tuples (parameter names `0.0.weight`, ..., `1.2.weight`).

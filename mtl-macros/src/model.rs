@@ -13,6 +13,7 @@ pub struct Model {
     pub body: Body,
     /// Tasks in name order.
     pub tasks: Vec<Task>,
+    pub loss_balancing: mtl_runtime::spec::LossBalancing,
 }
 
 pub struct SchemaFile {
@@ -277,6 +278,8 @@ pub struct Task {
     pub target: String,
     pub kind: TaskKind,
     pub loss_weight: f64,
+    /// The `loss_weight` key, when the task declares one.
+    pub loss_weight_span: Option<Span>,
     pub class_weights: Option<(f64, f64)>,
     pub sample_weights: Vec<String>,
     pub metrics: Vec<&'static str>,

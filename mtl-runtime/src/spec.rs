@@ -146,6 +146,22 @@ pub struct ModelSpec {
     pub schema_path: Option<&'static str>,
     /// That file's text, embedded at compile time.
     pub schema_text: Option<&'static str>,
+    /// How the task losses are weighted against each other (`loss_balancing:` in the DSL).
+    pub loss_balancing: LossBalancing,
+}
+
+/// How the per-task losses are combined into the training loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LossBalancing {
+    /// `Σ λ_t L_t` with the declared loss weights λ_t (Merlin's only mode).
+    #[default]
+    Fixed,
+    /// Homoscedastic uncertainty weighting (Kendall, Gal and Cipolla, CVPR 2018): one learnt
+    /// log-variance s_t per task, loss `Σ c_t·exp(-s_t)·L_t + s_t/2` with c_t = 1/2 for
+    /// regression and 1 for classification tasks. A task's effective weight
+    /// `c_t·exp(-s_t)` settles where it equals `1/(2 L_t)`: tasks with large (noisy) losses
+    /// weigh less. The s_t start at 0 and follow Adam at the dense learning rate.
+    Uncertainty,
 }
 
 impl ModelSpec {

@@ -146,9 +146,14 @@ pub fn resolve(def: &ModelDef, shared: &[&Entry]) -> (Option<Model>, Errors) {
             }
         },
     };
+    let loss_balancing = sections
+        .get("loss_balancing")
+        .map(|e| loss_balancing(&e.value, &mut errors))
+        .unwrap_or_default();
     let (Some(body), false) = (body, features.is_empty() || tasks.is_empty()) else {
         return (None, errors);
     };
+    rules::no_loss_weight_when_learnt(loss_balancing, &tasks, &mut errors);
     rules::no_task_named_shared(&body, &tasks, &mut errors);
     rules::some_loss_counts(&tasks, &mut errors);
     rules::inputs_not_excluded(
@@ -174,6 +179,27 @@ pub fn resolve(def: &ModelDef, shared: &[&Entry]) -> (Option<Model>, Errors) {
         features,
         body,
         tasks,
+        loss_balancing,
     };
     (Some(model), errors)
+}
+
+/// `loss_balancing: fixed | uncertainty`.
+fn loss_balancing(value: &Value, errors: &mut Errors) -> mtl_runtime::spec::LossBalancing {
+    use mtl_runtime::spec::LossBalancing;
+    match value.as_ident().map(|i| i.to_string()).as_deref() {
+        Some("fixed") => LossBalancing::Fixed,
+        Some("uncertainty") => LossBalancing::Uncertainty,
+        _ => {
+            errors.at(
+                value.span(),
+                format!(
+                    "`loss_balancing` is one of: {} (`fixed`: the declared loss weights; \
+                     `uncertainty`: learnt per-task weights, Kendall et al. 2018)",
+                    crate::keywords::LOSS_BALANCING.join(", ")
+                ),
+            );
+            LossBalancing::Fixed
+        }
+    }
 }

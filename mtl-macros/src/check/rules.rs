@@ -26,6 +26,23 @@ pub fn some_loss_counts(tasks: &[Task], errors: &mut Errors) {
     }
 }
 
+/// Learnt loss weights replace the declared ones: a `loss_weight` would have no effect (the
+/// learnt weight settles at `1/(2 L_t)` whatever it is multiplied by), so it is an error.
+pub fn no_loss_weight_when_learnt(
+    balancing: mtl_runtime::spec::LossBalancing,
+    tasks: &[Task],
+    errors: &mut Errors,
+) {
+    if balancing != mtl_runtime::spec::LossBalancing::Uncertainty {
+        return;
+    }
+    for task in tasks {
+        if let Some(span) = task.loss_weight_span {
+            errors.at(span, format!("`loss_weight` of `{}` has no effect under `loss_balancing: uncertainty`, which learns each task's weight; remove it (or use `loss_balancing: fixed`)", task.name));
+        }
+    }
+}
+
 /// A column cannot be both declared an input and excluded.
 pub fn inputs_not_excluded(inputs: Option<&Entry>, exclude: Option<&Entry>, errors: &mut Errors) {
     let (Some(inputs), Some(exclude)) = (inputs, exclude) else {

@@ -247,9 +247,13 @@ pub fn explicit_tasks(
                 continue;
             }
         };
+        let mut loss_weight_span = None;
         let loss_weight = opts
             .take("loss_weight")
-            .and_then(|(k, v)| weight(v, k, errors))
+            .and_then(|(k, v)| {
+                loss_weight_span = Some(k.span());
+                weight(v, k, errors)
+            })
             .unwrap_or(1.0);
         let class_weights = opts.take("class_weights").and_then(|(k, v)| {
             if kind != TaskKind::Binary {
@@ -353,6 +357,7 @@ pub fn explicit_tasks(
             span: entry.key.span(),
             kind,
             loss_weight,
+            loss_weight_span,
             class_weights,
             sample_weights,
             metrics,
@@ -437,6 +442,7 @@ fn schema_targets(
             target: c.name.clone(),
             kind,
             loss_weight: 1.0,
+            loss_weight_span: None,
             class_weights: None,
             sample_weights: Vec::new(),
             metrics: kind.runtime().default_metrics().to_vec(),

@@ -58,6 +58,7 @@ pub fn fallback(header: Header) -> TokenStream {
                 tasks: &[],
                 schema_path: ::core::option::Option::None,
                 schema_text: ::core::option::Option::None,
+                loss_balancing: #p::spec::LossBalancing::Fixed,
             };
             const INPUT_WIDTH: usize = 0;
         }

@@ -135,6 +135,12 @@ pub fn expand(model: &Model, names: &Names) -> TokenStream {
     });
     let body_desc = model.body_description();
     let body_spec = body_spec(&model.body);
+    let loss_balancing = match model.loss_balancing {
+        mtl_runtime::spec::LossBalancing::Fixed => quote!(#p::spec::LossBalancing::Fixed),
+        mtl_runtime::spec::LossBalancing::Uncertainty => {
+            quote!(#p::spec::LossBalancing::Uncertainty)
+        }
+    };
     let (schema_path, schema_text) = match &model.schema {
         Some(s) => {
             let (path, abs) = (&s.path, &s.absolute);
@@ -174,6 +180,7 @@ pub fn expand(model: &Model, names: &Names) -> TokenStream {
                 tasks: &[#(#tasks_spec),*],
                 schema_path: #schema_path,
                 schema_text: #schema_text,
+                loss_balancing: #loss_balancing,
             };
             const INPUT_WIDTH: usize = #input_width;
         }

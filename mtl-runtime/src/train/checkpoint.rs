@@ -112,6 +112,14 @@ impl Entry {
             data: f32_bytes(values),
         }
     }
+
+    fn f64(shape: Vec<usize>, values: &[f64]) -> Entry {
+        Entry {
+            dtype: SDtype::F64,
+            shape,
+            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
 }
 
 struct DenseWriter<'a>(&'a mut Vec<(String, Entry)>);
@@ -325,6 +333,13 @@ where
                 ));
             }
         }
+        if let (Some(b), true) = (&self.balance, optimizer_state) {
+            // Learnt loss weights and their Adam state: training state, not needed to score.
+            let n = b.log_vars.len();
+            for (name, values) in [("log_vars", &b.log_vars), ("m", &b.m), ("v", &b.v)] {
+                entries.push((format!("balance/{name}"), Entry::f64(vec![n], values)));
+            }
+        }
         if optimizer_state {
             let moments = self.dense_optimizer.host_moments();
             for (name, Moments { m, v }) in &moments {
@@ -388,6 +403,10 @@ where
             // A model file: the row optimizer starts fresh (allocated when training starts).
             self.row_optimizer.state.clear();
         }
+        if let (Some(b), Some([log_vars, m, v])) = (&mut self.balance, staged.balance) {
+            (b.log_vars, b.m, b.v, b.t) = (log_vars, m, v, staged.t);
+            self.loss_weights = b.weights();
+        }
         self.step = staged.step;
         self.dense_optimizer.t = staged.t;
         Ok(())
@@ -428,6 +447,8 @@ pub(crate) struct Staged {
         Option<Vec<u32>>,
     )>,
     pub moments: Vec<(String, Moments)>,
+    /// Learnt loss weights' state (`balance/log_vars`, `m`, `v`), when saved.
+    pub balance: Option<[Vec<f64>; 3]>,
     pub step: u64,
     pub t: u64,
 }
@@ -568,10 +589,28 @@ pub(crate) fn stage<N: TensorCollection<f32, D>, D: Device<f32>>(
         let v = f32s(tensor(&format!("dense_opt/{param}/v"), SDtype::F32, &[n])?);
         moments.push((param.to_string(), Moments { m, v }));
     }
+    let tasks = spec.tasks.len();
+    let balance = match file.tensor("balance/log_vars") {
+        Err(_) => None,
+        Ok(_) => {
+            let f64s = |name: &str| -> Result<Vec<f64>> {
+                Ok(tensor(name, SDtype::F64, &[tasks])?
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .collect())
+            };
+            Some([
+                f64s("balance/log_vars")?,
+                f64s("balance/m")?,
+                f64s("balance/v")?,
+            ])
+        }
+    };
     Ok(Staged {
         dense,
         tables: staged_tables,
         moments,
+        balance,
         step,
         t,
     })

@@ -1,5 +1,5 @@
 //! Training curves as SVG: the loss and each task's main metric per epoch, training against
-//! validation. Plain SVG (no script, no font files), so it opens anywhere and embeds in the
+//! validation, and learnt loss weights when the model learns them. Plain SVG (no script, no font files), so it opens anywhere and embeds in the
 //! HTML run report.
 
 use super::report::History;
@@ -74,7 +74,7 @@ impl History {
             }
             return panels;
         }
-        for task in tasks {
+        for task in &tasks {
             let metric = MAIN_METRICS
                 .iter()
                 .map(|m| format!("{task}/{m}"))
@@ -85,6 +85,17 @@ impl History {
                 train: series(&name, false),
                 valid: series(&name, true),
             });
+        }
+        // Learnt loss weights (`loss_balancing: uncertainty`): training only.
+        for task in &tasks {
+            let name = format!("{task}/loss_weight");
+            if self.epochs.iter().any(|e| e.train.get(&name).is_some()) {
+                panels.push(Panel {
+                    title: name.clone(),
+                    train: series(&name, false),
+                    valid: vec![f64::NAN; self.epochs.len()],
+                });
+            }
         }
         panels
     }

@@ -137,7 +137,7 @@ where
                     );
                 }
             }
-            batch_total += regularization;
+            batch_total += regularization + self.balance.as_ref().map_or(0.0, |b| b.regularizer());
             rows += n;
             loss_sum += batch_total * n as f64;
             last_batch_loss = batch_total;
@@ -152,6 +152,11 @@ where
         let denom = rows as f64;
         let mut report = Report::default();
         report.push("loss", loss_sum / denom);
+        if self.balance.is_some() {
+            // `loss` moves with the learnt weights; their plain sum is what to compare across
+            // epochs (early stopping, plateaus).
+            report.push("task_loss_sum", task_loss_sums.iter().sum::<f64>() / denom);
+        }
         let multi = spec.tasks.len() > 1;
         if multi {
             for (t, s) in spec.tasks.iter().zip(&task_loss_sums) {

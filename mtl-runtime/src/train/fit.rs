@@ -189,6 +189,17 @@ where
                     let (losses, total, reg) = self.train_step(batch, &bound, &mut scratch)?;
                     (losses, total, reg, batch.len())
                 };
+                // Learnt loss weights move with this step's task losses, and their `Σ s_t/2`
+                // term belongs to the loss.
+                let total = match &mut self.balance {
+                    Some(b) => {
+                        let with_prior = f64::from(total) + b.regularizer();
+                        b.update(&losses, learning_rate);
+                        self.loss_weights = b.weights();
+                        with_prior as f32
+                    }
+                    None => total,
+                };
                 rows += n;
                 loss_sum += f64::from(total) * n as f64;
                 (last_regularization, last_total) = (f64::from(regularization), f64::from(total));
@@ -218,6 +229,13 @@ where
                 last_total,
                 train_sample,
             )?;
+            let mut train_report = train_report;
+            if self.balance.is_some() {
+                // The learnt weights at the end of the epoch, in the history and its curves.
+                for (t, w) in spec.tasks.iter().zip(&self.loss_weights) {
+                    train_report.push(format!("{}/loss_weight", t.output_name), f64::from(*w));
+                }
+            }
             let validation = valid.map(|v| self.evaluate(v)).transpose()?;
             let record = EpochRecord {
                 epoch,

@@ -16,6 +16,7 @@
 //! `evaluate` (metrics and predictions), `checkpoint`, `dense_adam` (the generic path's dense
 //! optimizer), `predict` (predictions to Parquet), `report` (reports and history).
 
+mod balance;
 mod checkpoint;
 mod config;
 mod curves;
@@ -71,6 +72,8 @@ where
     scheduler: Scheduler,
     /// The fused CPU engine, once [`Trainer::prepare`] has built it.
     engine: Option<Engine>,
+    /// Learnt loss weights, under `loss_balancing: uncertainty`.
+    balance: Option<balance::Uncertainty>,
 }
 
 /// Per-dataset bindings of features and tasks.
@@ -215,7 +218,37 @@ where
             config.dense_eps as f32,
             config.dense_weight_decay as f32,
         );
-        let loss_weights = resolve_loss_weights(spec, &config.loss_weights)?;
+        let mut loss_weights = resolve_loss_weights(spec, &config.loss_weights)?;
+        let balance = match spec.loss_balancing {
+            crate::spec::LossBalancing::Fixed => None,
+            crate::spec::LossBalancing::Uncertainty => {
+                if let Some((task, _)) = config.loss_weights.first() {
+                    return Err(Error::invalid(format!(
+                        "a loss weight for `{task}`, but model `{}` learns its loss weights \
+                         (`loss_balancing: uncertainty`); remove `with_loss_weight`",
+                        spec.name
+                    )));
+                }
+                let monitors = config
+                    .early_stopping
+                    .iter()
+                    .map(|e| &e.monitor)
+                    .chain(config.reduce_on_plateau.iter().map(|p| &p.monitor));
+                for m in monitors {
+                    if m.name == "loss" || m.name == "loss_batch" {
+                        return Err(Error::invalid(format!(
+                            "`{}` is monitored, but model `{}` learns its loss weights, so the \
+                             loss is not comparable from epoch to epoch; monitor \
+                             `task_loss_sum` (the plain sum of the task losses) or a metric",
+                            m.name, spec.name
+                        )));
+                    }
+                }
+                let b = balance::Uncertainty::new(spec, config.dense_betas, config.dense_eps);
+                loss_weights = b.weights();
+                Some(b)
+            }
+        };
         let metrics = resolve_metrics(spec, &config)?;
         let class_weights = resolve_class_weights(spec, &config.class_weights)?;
         let scheduler = Scheduler::new(
@@ -238,6 +271,7 @@ where
             epochs_done: 0,
             scheduler,
             engine: None,
+            balance,
         })
     }
 
@@ -307,7 +341,8 @@ where
             .with_setting("threads", self.threads())
     }
 
-    /// The loss weight λ of every task, in task order (DSL values with overrides applied).
+    /// The loss weight λ of every task, in task order (DSL values with overrides applied;
+    /// under `loss_balancing: uncertainty`, the current learnt weights `c_t·exp(−s_t)`).
     pub fn loss_weights(&self) -> &[f32] {
         &self.loss_weights
     }
