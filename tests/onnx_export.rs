@@ -37,6 +37,13 @@ mtl_model! {
         body: ple(levels = 2, task_experts = 2, shared_experts = 1, expert = mlp[16, 8], gate = mlp[16]),
         towers: mlp[16],
     }
+
+    /// ESMM-style chains: like given click, share given like (a chain of three).
+    pub struct Chained {
+        schema: "mtl-runtime/datasets/tenrec_video/schema.pbtxt",
+        body: mlp[16],
+        tasks: { click: binary, like: binary(given = click), share: binary(given = like) },
+    }
 }
 
 mtl_model! {
@@ -101,6 +108,22 @@ fn run_tract(export: &OnnxExport, data: &Dataset, rows: usize) -> Vec<(String, V
         .collect()
 }
 
+/// The Merlin output names in task order, then the joint outputs of chained tasks.
+fn predictor_outputs<M: MtlModel>() -> Vec<String> {
+    let mut names: Vec<String> = M::SPEC
+        .tasks
+        .iter()
+        .map(|t| t.output_name.to_string())
+        .collect();
+    names.extend(
+        M::SPEC
+            .chained_tasks()
+            .into_iter()
+            .map(|t| format!("{}/joint_output", M::SPEC.tasks[t].name)),
+    );
+    names
+}
+
 /// Trains `M` one epoch, exports it and compares tract's scores with the predictor's on 300
 /// and on 7 rows (the batch dimension is dynamic); returns the largest difference.
 fn check_model<M>(train: &Dataset, valid: &Dataset, dir: &Path) -> f32
@@ -121,7 +144,7 @@ where
         .unwrap();
     assert!(export.external_data.is_none());
     let names: Vec<&str> = export.outputs.iter().map(|o| o.name.as_str()).collect();
-    let expected: Vec<&str> = M::SPEC.tasks.iter().map(|t| t.output_name).collect();
+    let expected = predictor_outputs::<M>();
     assert_eq!(
         names, expected,
         "outputs are the Merlin output names, in task order"
@@ -156,6 +179,8 @@ fn notebook_bodies_export_and_score_like_the_predictor() {
     check_model::<Mmoe>(&splits[0], &splits[1], dir.path());
     check_model::<Cgc>(&splits[0], &splits[1], dir.path());
     check_model::<Ple>(&splits[0], &splits[1], dir.path());
+    // Joint outputs: `like/joint_output` (two factors) and `share/joint_output` (three).
+    check_model::<Chained>(&splits[0], &splits[1], dir.path());
     // The schema file the models were compiled against is the embedded one.
     assert!(Path::new(TENREC).exists());
 }

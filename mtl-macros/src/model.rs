@@ -280,11 +280,21 @@ pub struct Task {
     pub loss_weight: f64,
     /// The `loss_weight` key, when the task declares one.
     pub loss_weight_span: Option<Span>,
+    /// `given = parent`: the binary task this one is conditional on (ESMM), with the spans of
+    /// the `given` key and of the parent's name.
+    pub given: Option<Given>,
     pub class_weights: Option<(f64, f64)>,
     pub sample_weights: Vec<String>,
     pub metrics: Vec<&'static str>,
     pub weighted_metrics: Vec<&'static str>,
     pub tower: Option<Mlp>,
+}
+
+/// A task's `given = parent`.
+pub struct Given {
+    pub parent: String,
+    pub key: Span,
+    pub value: Span,
 }
 
 impl Model {

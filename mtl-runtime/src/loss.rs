@@ -227,6 +227,41 @@ pub fn row_loss_and_grad(kind: TaskKind, out: &[f32], y: f32, grad: &mut [f32]) 
     }
 }
 
+/// Chained tasks (`given`, ESMM): one row's loss of the joint probability
+/// `t = Π_a σ(z_a)` over the chain's logits `z` (the task's own first, then its parents')
+/// against the joint label `y` (1 when the task and all its parents are positive):
+/// `ℓ = −y·ln t − (1 − y)·ln(1 − t)`, and `∂ℓ/∂z_a = (t − y)·(1 − σ(z_a)) / (1 − t)` for every
+/// factor (written to `grads`). Logs are taken of the factors, never of `t` itself, so a
+/// product of small probabilities stays finite.
+pub fn chain_row_loss_and_grads(z: &[f32], y: f32, grads: &mut [f32]) -> f64 {
+    // ln σ(x) = −softplus(−x); 1 − σ(x) = σ(−x).
+    let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+    let ln_t: f64 = z.iter().map(|&x| -softplus(-f64::from(x))).sum();
+    let t = ln_t.exp();
+    // 1 − t without cancellation, kept above 0 (t = 1 only when every logit is huge).
+    let one_minus_t = (-ln_t.exp_m1()).max(f64::MIN_POSITIVE);
+    let y = f64::from(y);
+    for (g, &x) in grads.iter_mut().zip(z) {
+        let one_minus_sigma = 1.0 / (1.0 + f64::from(x).exp());
+        *g = ((t - y) * one_minus_sigma / one_minus_t) as f32;
+    }
+    -y * ln_t - (1.0 - y) * one_minus_t.ln()
+}
+
+/// The joint probability `Π σ(z_a)` of a chain's logits.
+pub fn chain_probability(z: &[f32]) -> f32 {
+    z.iter().map(|&x| 1.0 / (1.0 + (-x).exp())).product()
+}
+
+/// The logit `ln t − ln(1 − t)` of a chain's joint probability (what metrics that read logits
+/// take), computed in logs.
+pub fn chain_logit(z: &[f32]) -> f32 {
+    let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+    let ln_t: f64 = z.iter().map(|&x| -softplus(-f64::from(x))).sum();
+    let one_minus_t = (-ln_t.exp_m1()).max(f64::MIN_POSITIVE);
+    (ln_t - one_minus_t.ln()) as f32
+}
+
 /// The task loss `Σ wᵢ·ℓᵢ / B` of outputs `out` (`[B, W]` row-major) computed on the host.
 pub fn host_task_loss(kind: TaskKind, out: &[f32], targets: &[f32], weights: &[f32]) -> f64 {
     let width = kind.output_width();

@@ -123,6 +123,10 @@ pub struct TaskSpec {
     pub weighted_metrics: &'static [&'static str],
     /// The task's tower (`None`: the head reads the body's output directly).
     pub tower: Option<MlpSpec>,
+    /// `given = parent` (ESMM): this binary task's head predicts P(task | parent), and the
+    /// model trains and outputs P(task and parent) = P(parent)·P(task | parent) (multiplied
+    /// along the whole chain of parents) on every row. See [`crate::loss::chain`].
+    pub given: Option<&'static str>,
 }
 
 /// The whole model.
@@ -171,6 +175,27 @@ impl ModelSpec {
 
     pub fn task(&self, name: &str) -> Option<&TaskSpec> {
         self.tasks.iter().find(|t| t.name == name)
+    }
+
+    /// Task `t` and its `given` parents, nearest first (`[t]` for a task without `given`).
+    /// The DSL guarantees parents exist and form no cycle; a broken spec stops at the break.
+    pub fn chain(&self, t: usize) -> Vec<usize> {
+        let mut chain = vec![t];
+        while let Some(parent) = self.tasks[*chain.last().unwrap_or(&t)].given {
+            match self.tasks.iter().position(|p| p.name == parent) {
+                Some(p) if !chain.contains(&p) => chain.push(p),
+                _ => break,
+            }
+        }
+        chain
+    }
+
+    /// The tasks declared with `given` (ESMM), in task order: each adds a joint output
+    /// `<task>/joint_output`.
+    pub fn chained_tasks(&self) -> Vec<usize> {
+        (0..self.tasks.len())
+            .filter(|&t| self.tasks[t].given.is_some())
+            .collect()
     }
 
     /// The number of trainable dense parameters (weights and biases of the body, towers and

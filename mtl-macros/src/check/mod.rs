@@ -154,6 +154,7 @@ pub fn resolve(def: &ModelDef, shared: &[&Entry]) -> (Option<Model>, Errors) {
         return (None, errors);
     };
     rules::no_loss_weight_when_learnt(loss_balancing, &tasks, &mut errors);
+    rules::given_chains(&tasks, &mut errors);
     rules::no_task_named_shared(&body, &tasks, &mut errors);
     rules::some_loss_counts(&tasks, &mut errors);
     rules::inputs_not_excluded(

@@ -43,6 +43,68 @@ pub fn no_loss_weight_when_learnt(
     }
 }
 
+/// `given = parent` (ESMM) chains binary tasks: the parent is another binary task of the model,
+/// the child is binary, and following parents never comes back to a task (no cycle).
+pub fn given_chains(tasks: &[Task], errors: &mut Errors) {
+    use crate::model::TaskKind;
+    let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+    for task in tasks {
+        let Some(given) = &task.given else { continue };
+        if task.kind != TaskKind::Binary {
+            errors.at(given.key, format!("`given` chains binary tasks (ESMM: P(child and parent) = P(parent)·P(child | parent)); `{}` is not binary", task.name));
+        }
+        match tasks.iter().find(|t| t.name == given.parent) {
+            None => {
+                errors.at(
+                    given.value,
+                    format!(
+                        "`given = {}`: the model has no task `{}`; its tasks are: {}",
+                        given.parent,
+                        given.parent,
+                        names.join(", ")
+                    ),
+                );
+            }
+            Some(p) if p.name == task.name => {
+                errors.at(
+                    given.value,
+                    format!("task `{}` cannot be given itself", task.name),
+                );
+            }
+            Some(p) if p.kind != TaskKind::Binary => {
+                errors.at(given.value, format!("`given = {}`: `{}` is not a binary task; a task can only be conditional on a binary one", p.name, p.name));
+            }
+            Some(_) => {}
+        }
+    }
+    // Cycles: follow each task's parents; report a cycle once, on the task of the cycle whose
+    // name comes first. A task given itself was reported above.
+    for task in tasks {
+        if task.given.as_ref().is_some_and(|g| g.parent == task.name) {
+            continue;
+        }
+        let mut seen = vec![task.name.as_str()];
+        let mut at = task;
+        while let Some(given) = &at.given {
+            let Some(parent) = tasks.iter().find(|t| t.name == given.parent) else {
+                break;
+            };
+            if parent.name == task.name {
+                let cycle = seen.join(" -> ");
+                if seen.iter().min() == Some(&task.name.as_str()) {
+                    errors.at(given.value, format!("`given` chains form a cycle ({cycle} -> {}); a chain must end at a task with no `given`", task.name));
+                }
+                break;
+            }
+            if seen.contains(&parent.name.as_str()) {
+                break;
+            }
+            seen.push(parent.name.as_str());
+            at = parent;
+        }
+    }
+}
+
 /// A column cannot be both declared an input and excluded.
 pub fn inputs_not_excluded(inputs: Option<&Entry>, exclude: Option<&Entry>, errors: &mut Errors) {
     let (Some(inputs), Some(exclude)) = (inputs, exclude) else {

@@ -324,6 +324,30 @@ pub fn explicit_tasks(
             Some((k, v)) => metric_list(v, k, kind, &name, errors),
             None => Vec::new(),
         };
+        let given = match opts.take("given") {
+            Some((k, Some(v))) => match v.as_ident() {
+                Some(parent) => Some(crate::model::Given {
+                    parent: parent.unraw().to_string(),
+                    key: k.span(),
+                    value: v.span(),
+                }),
+                None => {
+                    errors.at(
+                        v.span(),
+                        "`given` names a binary task of this model, e.g. `given = click`",
+                    );
+                    None
+                }
+            },
+            Some((k, None)) => {
+                errors.at(
+                    k.span(),
+                    "`given` needs the task it is conditional on: `given = click`",
+                );
+                None
+            }
+            None => None,
+        };
         let tower = match opts.take("tower") {
             Some((_, Some(v))) => {
                 if v.as_ident().is_some_and(|i| i == "none") {
@@ -339,6 +363,7 @@ pub fn explicit_tasks(
             None => default_tower.clone(),
         };
         let mut accepted = vec![
+            "given",
             "target",
             "loss_weight",
             "class_weights",
@@ -358,6 +383,7 @@ pub fn explicit_tasks(
             kind,
             loss_weight,
             loss_weight_span,
+            given,
             class_weights,
             sample_weights,
             metrics,
@@ -443,6 +469,7 @@ fn schema_targets(
             kind,
             loss_weight: 1.0,
             loss_weight_span: None,
+            given: None,
             class_weights: None,
             sample_weights: Vec::new(),
             metrics: kind.runtime().default_metrics().to_vec(),

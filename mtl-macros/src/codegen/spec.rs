@@ -116,6 +116,13 @@ pub fn expand(model: &Model, names: &Names) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         let sw = &t.sample_weights;
+        let given = match &t.given {
+            Some(g) => {
+                let parent = &g.parent;
+                quote!(::core::option::Option::Some(#parent))
+            }
+            None => quote!(::core::option::Option::None),
+        };
         let metrics = &t.metrics;
         let weighted = &t.weighted_metrics;
         let tower = match &t.tower {
@@ -130,6 +137,7 @@ pub fn expand(model: &Model, names: &Names) -> TokenStream {
                 name: #tname, output_name: #output_name, target: #target, kind: #kind,
                 loss_weight: #lw, class_weights: #cw, sample_weights: &[#(#sw),*],
                 metrics: &[#(#metrics),*], weighted_metrics: &[#(#weighted),*], tower: #tower,
+                given: #given,
             }
         }
     });

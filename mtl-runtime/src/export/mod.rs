@@ -13,7 +13,8 @@
 //! - **outputs**, one per task, named by its Merlin output name (`click/binary_output`,
 //!   `watching_times/regression_output`, `<task>/multi_class_output`): `float32 [batch, 1]`
 //!   probabilities (binary) or values (regression), `float32 [batch, classes]` class
-//!   probabilities (multiclass).
+//!   probabilities (multiclass); then, per chained task (`given`, ESMM), `<task>/joint_output`
+//!   `float32 [batch, 1]`, the product of the chain's probabilities.
 //! - **opset** 17 of the default domain (IR version 8); operators: Gather, Concat, Unsqueeze,
 //!   Gemm, Slice, Mul, Add, Relu, Tanh, Sigmoid, Selu, Erf, Softmax, Identity.
 //! - **weights** as initializers: in the `.onnx` file, or, when they would pass protobuf's
@@ -314,6 +315,26 @@ pub fn onnx(
             name: task.output_name.to_string(),
             dtype: "float32",
             shape: vec![None, Some(width)],
+        });
+    }
+    // Chained tasks (ESMM): the joint probability, the product along the chain.
+    for t in spec.chained_tasks() {
+        let chain = spec.chain(t);
+        let name = crate::train::joint_output_name(spec.tasks[t].name);
+        let mut product = spec.tasks[chain[0]].output_name.to_string();
+        for (k, &m) in chain.iter().enumerate().skip(1) {
+            let last = k + 1 == chain.len();
+            product = g.node(
+                "Mul",
+                &[&product, spec.tasks[m].output_name],
+                vec![],
+                last.then_some(name.as_str()),
+            );
+        }
+        outputs.push(OnnxValue {
+            name,
+            dtype: "float32",
+            shape: vec![None, Some(1)],
         });
     }
     write(spec, g, inputs, outputs, path, options)

@@ -93,6 +93,8 @@ pub(crate) struct StepInput<'a> {
     pub binding: &'a InputBinding,
     pub tasks: &'a [TaskBinding],
     pub loss_weights: &'a [f32],
+    /// Per task, the task and its `given` parents (`ModelSpec::chain`).
+    pub chains: &'a [Vec<usize>],
     /// The step's index (for error messages and the dropout stream).
     pub step: u64,
     pub seed: u64,
@@ -552,6 +554,14 @@ impl Chunk {
             let width = head.width;
             g_row.resize(width, 0.0);
             let (out, grad, ld) = ws.output_and_grad(plan, *head);
+            if task.spec.given.is_some() {
+                // A chained task's gradient comes from its joint loss, below.
+                for r in 0..rows {
+                    grad[r * ld] = 0.0;
+                }
+                self.losses.push(0.0);
+                continue;
+            }
             let targets = &self.read.targets[t * rows..(t + 1) * rows];
             let weights = &self.read.weights[t * rows..(t + 1) * rows];
             let mut sum = 0.0f64;
@@ -570,6 +580,49 @@ impl Chunk {
                 }
             }
             self.losses.push(sum);
+        }
+        // Chained tasks (ESMM): the joint loss of each, its gradient added to every head of
+        // its chain (after the heads' own gradients are in place).
+        for (t, task) in input.tasks.iter().enumerate() {
+            if task.spec.given.is_none() {
+                continue;
+            }
+            let chain = &input.chains[t];
+            let logits: Vec<Vec<f32>> = chain
+                .iter()
+                .map(|&m| {
+                    let (out, _, ld) = ws.output_and_grad(plan, plan.heads[m]);
+                    (0..rows).map(|r| out[r * ld]).collect()
+                })
+                .collect();
+            let scale = input.loss_weights[t] / batch_rows as f32;
+            let mut added = vec![vec![0.0f32; rows]; chain.len()];
+            let (mut z, mut g) = (vec![0.0f32; chain.len()], vec![0.0f32; chain.len()]);
+            let mut sum = 0.0f64;
+            for r in 0..rows {
+                let w = self.read.weights[t * rows + r];
+                if w == 0.0 {
+                    continue;
+                }
+                let y: f32 = chain
+                    .iter()
+                    .map(|&m| self.read.targets[m * rows + r])
+                    .product();
+                for (k, l) in logits.iter().enumerate() {
+                    z[k] = l[r];
+                }
+                sum += f64::from(w) * crate::loss::chain_row_loss_and_grads(&z, y, &mut g);
+                for (a, gk) in added.iter_mut().zip(&g) {
+                    a[r] = gk * scale * w;
+                }
+            }
+            for (&m, a) in chain.iter().zip(&added) {
+                let (_, grad, ld) = ws.output_and_grad(plan, plan.heads[m]);
+                for (r, v) in a.iter().enumerate() {
+                    grad[r * ld] += v;
+                }
+            }
+            self.losses[t] = sum;
         }
         // The input's gradient lands in this chunk's own buffer.
         self.input_grad.resize(rows * plan.widths[0], 0.0);

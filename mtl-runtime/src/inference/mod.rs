@@ -170,6 +170,14 @@ where
                 }),
             }
         }
+        for t in M::SPEC.chained_tasks() {
+            let task = &M::SPEC.tasks[t];
+            out.push(OutputColumn {
+                name: crate::train::joint_output_name(task.name),
+                task: task.name,
+                holds: "joint probability",
+            });
+        }
         out
     }
 

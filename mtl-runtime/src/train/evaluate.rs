@@ -92,6 +92,13 @@ where
             .iter()
             .map(|(_, w)| MetricState::new(w))
             .collect();
+        // Chained tasks (ESMM) also report their joint output's metrics, on every row.
+        let mut joint: Vec<Option<MetricState>> = spec
+            .tasks
+            .iter()
+            .zip(&self.metrics)
+            .map(|(t, (m, _))| t.given.map(|_| MetricState::new(m)))
+            .collect();
         let mut task_loss_sums = vec![0.0f64; spec.tasks.len()];
         let (mut rows, mut loss_sum, mut last_batch_loss) = (0usize, 0.0f64, 0.0f64);
         let mut gate_sums: Vec<(&'static str, Vec<f64>)> = Vec::new();
@@ -119,11 +126,56 @@ where
             let outputs = self.outputs(x)?;
             let n = batch.len();
             let mut batch_total = 0.0f64;
+            let view = BatchView::of_batch(batch);
+            let mut all_targets = Vec::with_capacity(bound.tasks.len());
+            for task in &bound.tasks {
+                let mut y = Vec::new();
+                task.targets(&view, &mut y);
+                task.check_targets(&view, &y)?;
+                all_targets.push(y);
+            }
             for (i, (task, out)) in bound.tasks.iter().zip(&outputs).enumerate() {
-                let view = BatchView::of_batch(batch);
-                task.targets(&view, &mut scratch.targets);
-                task.check_targets(&view, &scratch.targets)?;
+                scratch.targets.clone_from(&all_targets[i]);
                 task.weights(&view, &scratch.targets, &mut scratch.weights);
+                if task.spec.given.is_some() {
+                    let chain = &self.chains[i];
+                    let (mut z, mut g) = (vec![0.0f32; chain.len()], vec![0.0f32; chain.len()]);
+                    let (mut joint_logits, mut joint_y) =
+                        (Vec::with_capacity(n), Vec::with_capacity(n));
+                    // The conditional head is judged where every parent is positive.
+                    let (mut cond_out, mut cond_y, mut cond_w) =
+                        (Vec::new(), Vec::new(), Vec::new());
+                    let mut sum = 0.0f64;
+                    for r in 0..n {
+                        for (k, &m) in chain.iter().enumerate() {
+                            z[k] = outputs[m][r];
+                        }
+                        let y: f32 = chain.iter().map(|&m| all_targets[m][r]).product();
+                        let w = scratch.weights[r];
+                        if w != 0.0 {
+                            sum +=
+                                f64::from(w) * crate::loss::chain_row_loss_and_grads(&z, y, &mut g);
+                        }
+                        joint_logits.push(crate::loss::chain_logit(&z));
+                        joint_y.push(y);
+                        if chain[1..].iter().all(|&m| all_targets[m][r] == 1.0) {
+                            cond_out.push(out[r]);
+                            cond_y.push(scratch.targets[r]);
+                            cond_w.push(w);
+                        }
+                    }
+                    let l = sum / n.max(1) as f64;
+                    task_loss_sums[i] += l * n as f64;
+                    batch_total += f64::from(self.loss_weights[i]) * l;
+                    plain[i].update(task.spec.kind, &cond_out, &cond_y, None);
+                    if !self.metrics[i].1.is_empty() {
+                        weighted[i].update(task.spec.kind, &cond_out, &cond_y, Some(&cond_w));
+                    }
+                    if let Some(j) = joint[i].as_mut() {
+                        j.update(task.spec.kind, &joint_logits, &joint_y, None);
+                    }
+                    continue;
+                }
                 let l = host_task_loss(task.spec.kind, out, &scratch.targets, &scratch.weights);
                 task_loss_sums[i] += l * n as f64;
                 batch_total += f64::from(self.loss_weights[i]) * l;
@@ -175,6 +227,11 @@ where
             for m in &self.metrics[i].1 {
                 report.push(format!("{prefix}weighted_{m}"), weighted[i].value(m));
             }
+            if let Some(j) = &joint[i] {
+                for m in &self.metrics[i].0 {
+                    report.push(format!("{}/{m}", joint_output_name(t.name)), j.value(m));
+                }
+            }
         }
         for (gate, sums) in &gate_sums {
             for (k, s) in sums.iter().enumerate() {
@@ -189,8 +246,14 @@ where
     /// Per-task predictions over `data` (a `Dataset` or a `StreamingDataset`), in order:
     /// probabilities for binary tasks, values for regression, class probabilities
     /// (`[N, classes]` row-major) for multiclass.
+    ///
+    /// A model with chained tasks (`given`, ESMM) returns, after the tasks, one more entry per
+    /// chained task (in task order): its joint probability P(task and its parents), the
+    /// `<task>/joint_output` column.
     pub fn predict(&self, data: &(impl Rows + ?Sized)) -> Result<Vec<Vec<f32>>> {
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); M::SPEC.tasks.len()];
+        let spec = M::SPEC;
+        let mut out: Vec<Vec<f32>> =
+            vec![Vec::new(); spec.tasks.len() + spec.chained_tasks().len()];
         self.for_each_prediction(data, |_, predictions| {
             for (dst, p) in out.iter_mut().zip(predictions) {
                 dst.extend(p);
@@ -214,7 +277,20 @@ where
         let mut batches = data.in_order(self.config.batch_size)?;
         while let Some(batch) = batches.next_batch()? {
             let outputs = self.outputs(self.input(batch, &input, &mut scratch)?)?;
-            let predictions = outputs
+            let joint: Vec<Vec<f32>> = spec
+                .chained_tasks()
+                .into_iter()
+                .map(|t| {
+                    let chain = &self.chains[t];
+                    (0..batch.len())
+                        .map(|r| {
+                            let z: Vec<f32> = chain.iter().map(|&m| outputs[m][r]).collect();
+                            crate::loss::chain_probability(&z)
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut predictions: Vec<Vec<f32>> = outputs
                 .into_iter()
                 .zip(spec.tasks)
                 .map(|(o, t)| match t.kind {
@@ -231,6 +307,7 @@ where
                     }
                 })
                 .collect();
+            predictions.extend(joint);
             f(batch, predictions)?;
         }
         Ok(())
@@ -249,4 +326,10 @@ where
             .map_err(Self::device_err)?;
         Ok(l2 * kernel_sq)
     }
+}
+
+/// The output of a chained task's joint probability P(task and its parents), ESMM's pCTCVR:
+/// `<task>/joint_output`.
+pub fn joint_output_name(task: &str) -> String {
+    format!("{task}/joint_output")
 }

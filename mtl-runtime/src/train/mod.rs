@@ -38,6 +38,7 @@ pub use report::{EpochRecord, GateWeights, History, Report};
 
 pub(crate) use self::dense_adam::is_kernel;
 use self::dense_adam::DenseAdam;
+pub use self::evaluate::joint_output_name;
 pub(crate) use self::predict::{with_predictions, ParquetSink};
 use self::schedule::Scheduler;
 use crate::data::Layout;
@@ -74,6 +75,8 @@ where
     engine: Option<Engine>,
     /// Learnt loss weights, under `loss_balancing: uncertainty`.
     balance: Option<balance::Uncertainty>,
+    /// Per task, the task and its `given` parents (ESMM chains).
+    chains: Vec<Vec<usize>>,
 }
 
 /// Per-dataset bindings of features and tasks.
@@ -272,6 +275,7 @@ where
             scheduler,
             engine: None,
             balance,
+            chains: (0..spec.tasks.len()).map(|t| spec.chain(t)).collect(),
         })
     }
 

@@ -92,7 +92,8 @@ pub(crate) fn with_predictions(
         arrays.push(Arc::new(Float32Array::from(values)));
         Ok(())
     };
-    for (task, values) in spec.tasks.iter().zip(predictions) {
+    let mut predictions = predictions.into_iter();
+    for (task, values) in spec.tasks.iter().zip(predictions.by_ref()) {
         match task.kind {
             TaskKind::Multiclass { classes } => {
                 for c in 0..classes {
@@ -102,6 +103,13 @@ pub(crate) fn with_predictions(
             }
             _ => push(task.output_name.to_string(), values)?,
         }
+    }
+    // Chained tasks' joint probabilities (ESMM's pCTCVR), after the tasks.
+    for (t, values) in spec.chained_tasks().into_iter().zip(predictions) {
+        push(
+            super::evaluate::joint_output_name(spec.tasks[t].name),
+            values,
+        )?;
     }
     RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays)
         .map_err(|e| Error::invalid(format!("cannot assemble predictions: {e}")))

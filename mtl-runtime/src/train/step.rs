@@ -38,6 +38,7 @@ where
             binding: &bound.input,
             tasks: &bound.tasks,
             loss_weights: &self.loss_weights,
+            chains: &self.chains,
             step: self.step,
             seed: self.config.seed,
             embeddings_l2: self.config.embeddings_l2 as f32,
@@ -73,17 +74,54 @@ where
             .network
             .try_forward_train(x.leaky_traced())
             .map_err(Self::device_err)?;
+        let outputs: Vec<_> = outputs.into_iter().collect();
+        // Chained tasks (ESMM): their joint losses and the gradients they send to every head
+        // of their chain, computed on the host (as the fused engine does) and fed back through
+        // `Σ g·z` terms, whose gradient in the logits z is exactly g.
+        let chained = self.chained_gradients(batch, bound, &outputs)?;
         let mut total: Option<Tensor<Rank0, f32, D, OwnedTape<f32, D>>> = None;
         let mut losses = Vec::with_capacity(outputs.len());
-        for ((out, task), &lambda) in outputs
+        for (t, ((out, task), &lambda)) in outputs
             .into_iter()
             .zip(&bound.tasks)
             .zip(&self.loss_weights)
+            .enumerate()
         {
             let view = BatchView::of_batch(batch);
             task.targets(&view, &mut scratch.targets);
             task.check_targets(&view, &scratch.targets)?;
             task.weights(&view, &scratch.targets, &mut scratch.weights);
+            let extra = match &chained {
+                Some((grads, _)) if grads[t].iter().any(|&g| g != 0.0) => Some(&grads[t]),
+                _ => None,
+            };
+            let surrogate = |z: crate::model::DynBatch<f32, D, OwnedTape<f32, D>>, g: &[f32]| {
+                let (b, w) = *z.shape();
+                let g = z.device().try_tensor_from_vec(g.to_vec(), (b, w))?;
+                z.try_mul(g)?.try_sum()
+            };
+            if let (Some((_, joint)), true) = (&chained, task.spec.given.is_some()) {
+                // The joint loss is this task's loss; its gradient is all in `Σ g·z`.
+                let value = joint[t] as f32;
+                if !value.is_finite() {
+                    return Err(Error::invalid(format!(
+                        "the loss of task `{}` is {value} at step {}; training stopped before \
+                         this step changed any weight (check the data for extreme values, \
+                         lower the learning rate)",
+                        task.spec.name, self.step
+                    )));
+                }
+                losses.push(value);
+                let term = surrogate(out, extra.map_or(&[][..], |g| g.as_slice()))
+                    .map_err(Self::device_err)?;
+                total = Some(match total {
+                    None => term,
+                    Some(t) => t.try_add(term).map_err(Self::device_err)?,
+                });
+                continue;
+            }
+            // A parent of a chained task: its own loss plus the chain's gradient.
+            let copy = extra.map(|_| out.with_empty_tape());
             let loss = task_loss(task.spec.kind, out, &scratch.targets, &scratch.weights)
                 .map_err(Self::device_err)?;
             let value = loss.as_vec()[0];
@@ -96,7 +134,11 @@ where
                 )));
             }
             losses.push(value);
-            let weighted = loss.try_mul(lambda).map_err(Self::device_err)?;
+            let mut weighted = loss.try_mul(lambda).map_err(Self::device_err)?;
+            if let (Some(copy), Some(g)) = (copy, extra) {
+                let term = surrogate(copy, g).map_err(Self::device_err)?;
+                weighted = weighted.try_add(term).map_err(Self::device_err)?;
+            }
             total = Some(match total {
                 None => weighted,
                 Some(t) => t.try_add(weighted).map_err(Self::device_err)?,
@@ -199,6 +241,7 @@ where
                 binding: &bound.input,
                 tasks: &bound.tasks,
                 loss_weights: &self.loss_weights,
+                chains: &self.chains,
                 step: self.step,
                 seed: self.config.seed,
                 embeddings_l2: 0.0,
@@ -257,4 +300,66 @@ fn named_gradients<M: TensorCollection<f32, D>, D: Device<f32>>(
     })
     .map_err(|e| Error::invalid(format!("device error: {e:?}")))?;
     Ok(c.out)
+}
+
+impl<M, D> Trainer<M, D>
+where
+    M: MtlModel + BuildOnDevice<D, f32>,
+    M::Built: TaskNetwork<f32, D> + Clone,
+    D: Device<f32>,
+{
+    /// For a model with chained tasks: per task, the gradient `∂(Σ_c λ_c·L_c)/∂z` its logits
+    /// receive from the chained tasks' joint losses (`[B]`, zeros for tasks in no chain), and
+    /// per task the joint loss `L_c` (0 for tasks without `given`). `None` without chains.
+    #[allow(clippy::type_complexity)]
+    fn chained_gradients<T>(
+        &self,
+        batch: &Batch,
+        bound: &Bound,
+        outputs: &[crate::model::DynBatch<f32, D, T>],
+    ) -> Result<Option<(Vec<Vec<f32>>, Vec<f64>)>> {
+        let spec = M::SPEC;
+        if spec.tasks.iter().all(|t| t.given.is_none()) {
+            return Ok(None);
+        }
+        let rows = batch.len();
+        let view = BatchView::of_batch(batch);
+        let logits: Vec<Vec<f32>> = outputs.iter().map(|o| o.as_vec()).collect();
+        let mut targets = Vec::with_capacity(spec.tasks.len());
+        for task in &bound.tasks {
+            let mut y = Vec::new();
+            task.targets(&view, &mut y);
+            task.check_targets(&view, &y)?;
+            targets.push(y);
+        }
+        let mut grads = vec![vec![0.0f32; rows]; spec.tasks.len()];
+        let mut joint = vec![0.0f64; spec.tasks.len()];
+        for (t, task) in bound.tasks.iter().enumerate() {
+            if task.spec.given.is_none() {
+                continue;
+            }
+            let chain = &self.chains[t];
+            let mut weights = Vec::new();
+            task.weights(&view, &targets[t], &mut weights);
+            let scale = self.loss_weights[t] / rows as f32;
+            let (mut z, mut g) = (vec![0.0f32; chain.len()], vec![0.0f32; chain.len()]);
+            let mut sum = 0.0f64;
+            for r in 0..rows {
+                let w = weights[r];
+                if w == 0.0 {
+                    continue;
+                }
+                let y: f32 = chain.iter().map(|&m| targets[m][r]).product();
+                for (k, &m) in chain.iter().enumerate() {
+                    z[k] = logits[m][r];
+                }
+                sum += f64::from(w) * crate::loss::chain_row_loss_and_grads(&z, y, &mut g);
+                for (&m, gk) in chain.iter().zip(&g) {
+                    grads[m][r] += gk * scale * w;
+                }
+            }
+            joint[t] = sum / rows as f64;
+        }
+        Ok(Some((grads, joint)))
+    }
 }

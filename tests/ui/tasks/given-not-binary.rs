@@ -1,0 +1,17 @@
+use mtl::mtl_model;
+
+mtl_model! {
+    pub struct Model {
+        inputs: { user: categorical(cardinality = 10, dim = 4) },
+        body: mlp[8],
+        tasks: {
+            watch: regression,
+            buy: binary(given = watch),
+            minutes: regression(given = buy),
+        },
+    }
+}
+
+fn main() {
+    let _ = Model::spec();
+}
