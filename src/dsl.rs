@@ -160,10 +160,24 @@
 //! | `target = column` | the target column, when the task's name is not the column's: two heads on one target (`click_value: regression(target = click)`), output named `click_value/regression_output` | the task's name |
 //! | `tower = mlp[..]` or `tower = none` | the task's own tower | the `towers:` section |
 //! | `loss_weight = λ` | weight of the task's loss in the total (finite, ≥ 0) | 1.0 |
+//! | `given = parent` | binary tasks only: the head predicts P(task \| parent) and the model trains P(task and parent) = P(parent)·P(task \| parent) on every row (ESMM, Ma et al. SIGIR 2018), see below | none |
 //! | `class_weights = (neg, pos)` | per-row weight from the task's own target (binary only) | none |
 //! | `sample_weight = col` or `[col, ..]` | per-row weights from feature/target columns, multiplied; a binary column restricts the task to that column's sample space (`like` only where `click = 1`); `as_number(col)` weighs by the ids of a categorical column | none |
 //! | `metrics = [..]` | metrics reported unweighted | per kind, see above |
 //! | `weighted_metrics = [..]` | metrics reported with the sample weights (`weighted_auc`) | none |
+//!
+//! ### Chained tasks: `given` (ESMM)
+//! `conversion: binary(given = click)` makes the `conversion` head predict P(conversion |
+//! click) (pCVR) while the loss is the binary cross-entropy of the joint probability
+//! pCTCVR = pCTR·pCVR against `click·conversion`, on every row: the entire-space model of ESMM,
+//! which avoids training pCVR on clicked rows only. Chains may be longer (`buy: binary(given =
+//! cart)`, `cart: binary(given = click)`: the product runs along the chain). The parent keeps its
+//! own loss. Evaluation reports `conversion/binary_output/<metric>` on the rows where every
+//! parent is positive (pCVR on clicked rows), `conversion/joint_output/<metric>` on every row
+//! (pCTCVR), and `conversion/binary_output_loss` is the joint loss; predictions, `Predictor`
+//! and ONNX exports add the `conversion/joint_output` column after the tasks. The parent must
+//! be another binary task of the model and chains may not form a cycle: compile errors on the
+//! `given` value.
 //!
 //! ### `loss_balancing`
 //! `fixed` sums `λ_t·L_t` with the declared `loss_weight`s. `uncertainty` learns one
