@@ -6,8 +6,9 @@
 //!     [--seeds 5] [--epochs 15] [--patience 2] [--batch-size 512]
 //!     [--models shared-bottom,mmoe,cgc,ple] [--write-schema]
 //!
-//! (`--models` also takes `shared-bottom-uncertainty` and `mmoe-uncertainty`: the same models
-//! with learnt loss weights, `loss_balancing: uncertainty`.)
+//! (`--models` also takes `shared-bottom-uncertainty`, `mmoe-uncertainty`,
+//! `shared-bottom-gradnorm` and `mmoe-gradnorm`: the same models with learnt loss weights,
+//! `loss_balancing: uncertainty` or `gradnorm(alpha = 1.5)`.)
 //! ```
 //!
 //! 1. Preprocesses the raw file with [`presets::census_income_kdd`]: 7 continuous columns
@@ -40,13 +41,15 @@ use mtl::schema::{json, Schema};
 /// schema, depend on which rows are training rows).
 const SPLIT_SEED: u64 = 2024;
 /// The models `--models` chooses from (the first four run by default).
-const MODELS: [&str; 6] = [
+const MODELS: [&str; 8] = [
     "shared-bottom",
     "mmoe",
     "cgc",
     "ple",
     "shared-bottom-uncertainty",
     "mmoe-uncertainty",
+    "shared-bottom-gradnorm",
+    "mmoe-gradnorm",
 ];
 /// Categorify's minimum frequency (also fixed into the compiled schema).
 const MIN_FREQUENCY: u64 = 10;
@@ -71,6 +74,28 @@ mtl_model! {
         towers: mlp[16],
         tasks: { income: binary(metrics = [auc]), marital: binary(metrics = [auc]) },
         loss_balancing: uncertainty,
+    }
+}
+
+mtl_model! {
+    /// Shared-bottom with GradNorm weights (Chen et al. 2018, α = 1.5).
+    pub struct SharedBottomGradNorm {
+        schema: "examples/census_income/schema.json",
+        body: mlp[64, 32],
+        towers: mlp[16],
+        tasks: { income: binary(metrics = [auc]), marital: binary(metrics = [auc]) },
+        loss_balancing: gradnorm(alpha = 1.5),
+    }
+}
+
+mtl_model! {
+    /// MMoE with GradNorm weights.
+    pub struct MmoeGradNorm {
+        schema: "examples/census_income/schema.json",
+        body: mmoe(experts = 8, expert = mlp[32]),
+        towers: mlp[16],
+        tasks: { income: binary(metrics = [auc]), marital: binary(metrics = [auc]) },
+        loss_balancing: gradnorm(alpha = 1.5),
     }
 }
 
@@ -293,6 +318,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     train_one::<SharedBottomUncertainty>(&args, seed, &data)?
                 }
                 "mmoe-uncertainty" => train_one::<MmoeUncertainty>(&args, seed, &data)?,
+                "shared-bottom-gradnorm" => train_one::<SharedBottomGradNorm>(&args, seed, &data)?,
+                "mmoe-gradnorm" => train_one::<MmoeGradNorm>(&args, seed, &data)?,
                 _ => train_one::<Ple>(&args, seed, &data)?,
             };
             println!(

@@ -44,7 +44,12 @@ mtl_model! {
 type Failure = Box<dyn std::error::Error>;
 
 /// (P(like) on every row, P(like | click) on every row) from a trained model.
-fn scores<M>(seed: u64, epochs: usize, train: &Dataset, valid: &Dataset) -> Result<(Vec<f32>, Vec<f32>), Failure>
+fn scores<M>(
+    seed: u64,
+    epochs: usize,
+    train: &Dataset,
+    valid: &Dataset,
+) -> Result<(Vec<f32>, Vec<f32>), Failure>
 where
     M: MtlModel + BuildOnDevice<Cpu, f32>,
     M::Built: TaskNetwork<f32, Cpu> + Clone,
@@ -61,7 +66,10 @@ where
     Ok(match M::SPEC.name {
         "Independent" => (like.clone(), like.clone()),
         "Esmm" => (p[2].clone(), like.clone()),
-        _ => (click.iter().zip(like).map(|(c, l)| c * l).collect(), like.clone()),
+        _ => (
+            click.iter().zip(like).map(|(c, l)| c * l).collect(),
+            like.clone(),
+        ),
     })
 }
 
@@ -84,9 +92,14 @@ fn main() -> Result<(), Failure> {
         }
     }
     let started = Instant::now();
-    let options = SyntheticOptions { mode: TargetMode::Signal, true_probabilities: true };
-    let mut results: Vec<(&str, Vec<f64>, Vec<f64>)> =
-        ["independent", "clicked-only", "esmm"].iter().map(|n| (*n, vec![], vec![])).collect();
+    let options = SyntheticOptions {
+        mode: TargetMode::Signal,
+        true_probabilities: true,
+    };
+    let mut results: Vec<(&str, Vec<f64>, Vec<f64>)> = ["independent", "clicked-only", "esmm"]
+        .iter()
+        .map(|n| (*n, vec![], vec![]))
+        .collect();
     let mut ceiling = (Vec::new(), Vec::new());
     for seed in 0..seeds {
         let data = generate_data_with("tenrec-video", rows, &[0.8, 0.2], 100 + seed, &options)?;
@@ -95,7 +108,10 @@ fn main() -> Result<(), Failure> {
         let click = valid.floats("click").ok_or("no click column")?;
         let clicked: Vec<usize> = (0..like.len()).filter(|&r| click[r] == 1.0).collect();
         let on_clicked = |s: &[f32]| -> (Vec<f32>, Vec<f32>) {
-            (clicked.iter().map(|&r| s[r]).collect(), clicked.iter().map(|&r| like[r]).collect())
+            (
+                clicked.iter().map(|&r| s[r]).collect(),
+                clicked.iter().map(|&r| like[r]).collect(),
+            )
         };
         let cvr_auc = |s: &[f32]| {
             let (s, y) = on_clicked(s);
@@ -105,7 +121,9 @@ fn main() -> Result<(), Failure> {
         // The ceiling: the generator's own probabilities.
         let (p_like, p_click) = (
             valid.floats("like_true_prob").ok_or("no like_true_prob")?,
-            valid.floats("click_true_prob").ok_or("no click_true_prob")?,
+            valid
+                .floats("click_true_prob")
+                .ok_or("no click_true_prob")?,
         );
         let p_cvr: Vec<f32> = p_like.iter().zip(p_click).map(|(l, c)| l / c).collect();
         ceiling.0.push(joint_auc(p_like));
@@ -119,7 +137,10 @@ fn main() -> Result<(), Failure> {
             joint.push(joint_auc(&j));
             cvr.push(cvr_auc(&c));
         }
-        println!("seed {seed} done ({:.0} s)", started.elapsed().as_secs_f64());
+        println!(
+            "seed {seed} done ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
     }
     println!(
         "\ntenrec-video (signal), {rows} rows (80/20), {epochs} epochs, {seeds} seeds (mean ± std)"
@@ -136,7 +157,9 @@ fn main() -> Result<(), Failure> {
     println!("\npaired by seed, esmm minus the other model (mean ± std of the differences):");
     let esmm = &results[2];
     for (name, joint, cvr) in &results[..2] {
-        let d = |a: &[f64], b: &[f64]| mean_std(&a.iter().zip(b).map(|(x, y)| x - y).collect::<Vec<_>>());
+        let d = |a: &[f64], b: &[f64]| {
+            mean_std(&a.iter().zip(b).map(|(x, y)| x - y).collect::<Vec<_>>())
+        };
         let ((jm, js), (cm, cs)) = (d(&esmm.1, joint), d(&esmm.2, cvr));
         println!("| esmm − {name} | {jm:+.4} ± {js:.4} | {cm:+.4} ± {cs:.4} |");
     }

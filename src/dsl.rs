@@ -51,7 +51,7 @@
 //! | `body` | `mlp[..]`, `identity`, `custom(Block, width = N)`, `mmoe(..)`, `moe(..)`, `cgc(..)` or `ple(..)` | required |
 //! | `towers` | `mlp[..]`: the tower of every task that names none; `none`: no towers | no towers |
 //! | `tasks` | `{ name: binary(..) \| regression(..) \| multiclass(..), .. }`; a trailing `..` adds a task for every other schema target | every `target` schema column |
-//! | `loss_balancing` | `fixed` (the declared `loss_weight`s) or `uncertainty` (learnt per-task weights, see below) | `fixed` |
+//! | `loss_balancing` | `fixed` (the declared `loss_weight`s), `uncertainty` or `gradnorm(alpha = α)` (learnt per-task weights, see below) | `fixed` |
 //!
 //! ### Several models, shared sections
 //!
@@ -189,6 +189,18 @@
 //! `uncertainty` is a compile error on it, and `TrainConfig::with_loss_weight` a run-time one.
 //! Because `loss` then moves with the weights, reports also carry `task_loss_sum` (the plain
 //! sum of the task losses): early stopping and plateaus must monitor it or a metric, not `loss`.
+//!
+//! `gradnorm(alpha = α)` (Chen et al., ICML 2018; `gradnorm` alone takes α = 1.5) learns
+//! weights `w_t` (starting at 1, renormalised to sum to the number of tasks after every step)
+//! that pull each task's weighted gradient norm on the shared parameters, `w_t·G_t`, towards
+//! `mean_t(w_t·G_t)·r_t^α`, `r_t` being the task's `L_t/L_t(0)` over its mean (the slower a
+//! task trains, the larger its weight). The shared parameters are exactly those
+//! [`ModelSpec::shared_part`](mtl_runtime::spec::ModelSpec::shared_part) names: the MLP body; the
+//! experts of MMoE and MoE; the shared experts of CGC and PLE (not the task experts, which only
+//! their task's gate reads; at level 1 the shared experts' rows of the grouped expert tensors);
+//! never gates, towers or heads. An identity or custom body shares none, which is a run-time
+//! error. Each step costs one extra forward and backward pass per task (the `G_t`). The same
+//! reporting, checkpoint and monitoring rules as `uncertainty` apply.
 //!
 //! Metric names: binary `auc`, `precision`, `recall`, `binary_accuracy`, `logloss`; regression
 //! `rmse`/`root_mean_squared_error`, `mse`, `mae`; multiclass `accuracy`, `top_k_accuracy`.

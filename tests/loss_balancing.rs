@@ -22,6 +22,31 @@ mtl_model! {
 
     /// The same model with the declared weights.
     pub struct Fixed {}
+
+    /// GradNorm weights.
+    pub struct GradNormed {
+        loss_balancing: gradnorm(alpha = 1.5),
+    }
+
+    /// GradNorm on PLE: shared experts only count as shared.
+    pub struct GradNormPle {
+        body: ple(levels = 2, task_experts = 1, shared_experts = 1, expert = mlp[8], gate = mlp[4]),
+        loss_balancing: gradnorm,
+    }
+
+    /// An identity body shares no dense parameter: GradNorm has nothing to balance.
+    pub struct GradNormIdentity {
+        body: identity,
+        towers: mlp[4],
+        loss_balancing: gradnorm,
+    }
+}
+
+mtl_model! {
+    inputs: { user: categorical(cardinality = 10, dim = 4) },
+    tasks: { click: binary, watch: regression },
+    pub struct SharedMmoe { body: mmoe(experts = 2, expert = mlp[4], gate = mlp[3]), towers: mlp[2] }
+    pub struct SharedCgc { body: cgc(task_experts = 1, shared_experts = 2, expert = mlp[4, 3]), towers: mlp[2] }
 }
 
 /// `n` rows: a learnable click and a noisy, large-valued regression target (its loss stays
@@ -191,4 +216,118 @@ fn uncertainty_weights_are_learnt_reported_and_saved() {
         .train
         .get("watch/regression_output/loss_weight")
         .is_none());
+}
+
+#[test]
+fn gradnorm_balances_gradient_norms_on_the_shared_parameters() {
+    use mtl::spec::LossBalancing;
+    assert_eq!(
+        GradNormed::spec().loss_balancing,
+        LossBalancing::GradNorm { alpha_milli: 1500 }
+    );
+    // Which parameters count as shared, per body kind: (name, shared range of its values).
+    fn shared<M: MtlModel + BuildOnDevice<Cpu, f32>>() -> Vec<(String, std::ops::Range<usize>)>
+    where
+        M::Built: TensorCollection<f32, Cpu>,
+    {
+        let net = Cpu::default().build_module::<M, f32>();
+        mtl::__private::named_parameters(&net)
+            .unwrap()
+            .into_iter()
+            .filter_map(|(n, v)| M::SPEC.shared_part(&n, v.len()).map(|r| (n, r)))
+            .collect()
+    }
+    let mlp = shared::<GradNormed>();
+    assert_eq!(
+        mlp,
+        [
+            ("body.0.weight".to_string(), 0..16 * 8),
+            ("body.0.bias".to_string(), 0..16)
+        ]
+    );
+    let mmoe = shared::<SharedMmoe>();
+    assert!(
+        !mmoe.is_empty()
+            && mmoe
+                .iter()
+                .all(|(n, r)| n.starts_with("experts.") && r.start == 0),
+        "{mmoe:?}"
+    );
+    // CGC, 2 tasks x 1 task expert + 2 shared: the last 2 of 4 experts' rows of each layer.
+    let cgc = shared::<SharedCgc>();
+    assert_eq!(
+        cgc,
+        [
+            ("experts.0.weight".to_string(), 8 * 4..16 * 4),
+            ("experts.0.bias".to_string(), 8..16),
+            ("experts.1.weight".to_string(), 6 * 4..12 * 4),
+            ("experts.1.bias".to_string(), 6..12),
+        ]
+    );
+    // PLE: level 1's shared rows, then level 2's `experts.shared` tensors whole.
+    let ple = shared::<GradNormPle>();
+    assert!(
+        ple.iter()
+            .any(|(n, r)| n.starts_with("level_1.experts.") && r.start > 0),
+        "{ple:?}"
+    );
+    assert!(
+        ple.iter()
+            .any(|(n, r)| n.starts_with("level_2.experts.shared.") && r.start == 0),
+        "{ple:?}"
+    );
+    assert!(
+        !ple.iter()
+            .any(|(n, _)| n.contains("gate") || n.contains("experts.click")),
+        "{ple:?}"
+    );
+
+    let (train, valid) = (data(2_000, 1), data(500, 2));
+    let mut trainer = Trainer::<GradNormed>::new(Cpu::default(), config(true)).unwrap();
+    assert_eq!(trainer.loss_weights(), [1.0, 1.0]);
+    let history = trainer.fit(&train, Some(&valid)).unwrap();
+    for e in &history.epochs {
+        let (a, b) = (
+            e.train.get("click/binary_output/loss_weight").unwrap(),
+            e.train.get("watch/regression_output/loss_weight").unwrap(),
+        );
+        assert!(
+            (a + b - 2.0).abs() < 1e-5,
+            "weights sum to the number of tasks: {a} + {b}"
+        );
+    }
+    let w = trainer.loss_weights().to_vec();
+    // The regression target is mostly noise, so its loss falls least relative to its start
+    // (the highest L(t)/L(0)), and GradNorm raises the weight of the task that trains slowest.
+    let rate = |task: &str| {
+        let loss = |e: &mtl::train::EpochRecord| e.train.get(&format!("{task}_loss")).unwrap();
+        loss(history.epochs.last().unwrap()) / loss(&history.epochs[0])
+    };
+    assert!(rate("watch/regression_output") > rate("click/binary_output"));
+    assert!(w[1] > w[0], "{w:?}");
+    // The generic path learns the same weights.
+    let mut generic = Trainer::<GradNormed>::new(Cpu::default(), config(false)).unwrap();
+    generic.fit(&train, Some(&valid)).unwrap();
+    for (a, b) in w.iter().zip(generic.loss_weights()) {
+        assert!(
+            (a - b).abs() < 1e-2,
+            "fused {w:?} vs generic {:?}",
+            generic.loss_weights()
+        );
+    }
+    // Checkpoints carry the weights and L(0).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gradnorm.safetensors");
+    trainer.save_checkpoint(&path).unwrap();
+    let mut resumed = Trainer::<GradNormed>::new(Cpu::default(), config(true)).unwrap();
+    resumed.load_checkpoint(&path).unwrap();
+    assert_eq!(resumed.loss_weights(), trainer.loss_weights());
+    // PLE trains; an identity body is refused with the reason.
+    let mut ple = Trainer::<GradNormPle>::new(Cpu::default(), config(true).with_epochs(1)).unwrap();
+    ple.fit(&train, None).unwrap();
+    let err = Trainer::<GradNormIdentity>::new(Cpu::default(), config(true))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("shares none"), "{err}");
 }

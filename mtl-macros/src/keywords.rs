@@ -15,7 +15,7 @@ pub const SECTIONS: [&str; 7] = [
 ];
 
 /// The values of `loss_balancing:`.
-pub const LOSS_BALANCING: [&str; 2] = ["fixed", "uncertainty"];
+pub const LOSS_BALANCING: [&str; 3] = ["fixed", "uncertainty", "gradnorm(alpha = 1.5)"];
 
 /// The most layers an MLP has. dfdx implements modules for tuples of up to 6, so deeper MLPs
 /// are tuples of tuples (parameter names `0.0.weight`, ..., `1.2.weight`).

@@ -166,6 +166,11 @@ pub enum LossBalancing {
     /// `c_t·exp(-s_t)` settles where it equals `1/(2 L_t)`: tasks with large (noisy) losses
     /// weigh less. The s_t start at 0 and follow Adam at the dense learning rate.
     Uncertainty,
+    /// GradNorm (Chen et al., ICML 2018): learnt weights w_t (summing to T) moved so that each
+    /// task's weighted gradient norm on the shared parameters ([`ModelSpec::shared_part`])
+    /// approaches the mean norm times `r_t^α`, r_t being the task's relative inverse training
+    /// rate (`L_t/L_t(0)` over its mean). `alpha_milli` is α in thousandths.
+    GradNorm { alpha_milli: u16 },
 }
 
 impl ModelSpec {
@@ -188,6 +193,45 @@ impl ModelSpec {
             }
         }
         chain
+    }
+
+    /// The part of the dense parameter `name` (a network name such as `body.0.weight`, whose
+    /// flat values number `len`) that every task shares, i.e. that GradNorm counts: the MLP body
+    /// (`body.*`); for MMoE and one-gate MoE the experts (`experts.*`); for CGC and PLE the
+    /// shared experts only — at level 1 every expert is one grouped tensor (`experts.*` or
+    /// `level_1.experts.*`, task experts first), whose shared experts are its last rows; at
+    /// later levels the `level_<k>.experts.shared.*` tensors. Task experts (only their task's
+    /// gate reads them), gates, towers and heads are never shared. A custom or identity body
+    /// shares no dense parameter (embedding tables are shared but sparse, and not counted).
+    /// `None`: nothing of `name` is shared.
+    pub fn shared_part(&self, name: &str, len: usize) -> Option<std::ops::Range<usize>> {
+        let all = Some(0..len);
+        match self.body_spec {
+            BodySpec::Mlp(_) => name.starts_with("body.").then_some(0..len),
+            BodySpec::Moe(m) => match m.layout.kind {
+                MoeKind::Mmoe | MoeKind::Moe => name.starts_with("experts.").then_some(0..len),
+                MoeKind::Cgc | MoeKind::Ple => {
+                    let (level, rest) = match name.split_once('.') {
+                        Some((level, rest)) if level.starts_with("level_") => (level, rest),
+                        _ => ("level_1", name),
+                    };
+                    let rest = rest.strip_prefix("experts.")?;
+                    if rest.starts_with("shared.") {
+                        return all;
+                    }
+                    let grouped = rest.starts_with(|c: char| c.is_ascii_digit());
+                    if level != "level_1" || !grouped {
+                        return None;
+                    }
+                    // Level 1: T·task_experts experts, then the shared ones, each a block of
+                    // equal rows.
+                    let k = m.layout.total_experts(self.tasks.len());
+                    let task_experts = self.tasks.len() * m.layout.task_experts;
+                    (k > task_experts).then(|| len * task_experts / k..len)
+                }
+            },
+            BodySpec::Identity | BodySpec::Custom => None,
+        }
     }
 
     /// The tasks declared with `given` (ESMM), in task order: each adds a joint output

@@ -188,15 +188,36 @@ pub fn resolve(def: &ModelDef, shared: &[&Entry]) -> (Option<Model>, Errors) {
 /// `loss_balancing: fixed | uncertainty`.
 fn loss_balancing(value: &Value, errors: &mut Errors) -> mtl_runtime::spec::LossBalancing {
     use mtl_runtime::spec::LossBalancing;
+    if let Value::Call(call) = value {
+        if call.name == "gradnorm" && call.brackets.is_none() {
+            let mut opts = options::Options::new(call, "`gradnorm`", errors);
+            let alpha = match opts.take("alpha") {
+                Some((k, v)) => match v.and_then(Value::as_f64) {
+                    Some(a) if a.is_finite() && (0.0..=10.0).contains(&a) => {
+                        (a * 1000.0).round() as u16
+                    }
+                    _ => {
+                        errors.at(v.map_or(k.span(), Value::span), "`alpha` is GradNorm's asymmetry, a number in [0, 10] (the paper uses 0.12 to 3), e.g. `alpha = 1.5`");
+                        1500
+                    }
+                },
+                None => 1500,
+            };
+            opts.finish(&["alpha"], errors);
+            return LossBalancing::GradNorm { alpha_milli: alpha };
+        }
+    }
     match value.as_ident().map(|i| i.to_string()).as_deref() {
         Some("fixed") => LossBalancing::Fixed,
         Some("uncertainty") => LossBalancing::Uncertainty,
+        Some("gradnorm") => LossBalancing::GradNorm { alpha_milli: 1500 },
         _ => {
             errors.at(
                 value.span(),
                 format!(
                     "`loss_balancing` is one of: {} (`fixed`: the declared loss weights; \
-                     `uncertainty`: learnt per-task weights, Kendall et al. 2018)",
+                     `uncertainty`: learnt per-task weights, Kendall et al. 2018; `gradnorm`: \
+                     weights that balance gradient norms, Chen et al. 2018)",
                     crate::keywords::LOSS_BALANCING.join(", ")
                 ),
             );

@@ -33,12 +33,14 @@ pub fn no_loss_weight_when_learnt(
     tasks: &[Task],
     errors: &mut Errors,
 ) {
-    if balancing != mtl_runtime::spec::LossBalancing::Uncertainty {
-        return;
-    }
+    let name = match balancing {
+        mtl_runtime::spec::LossBalancing::Fixed => return,
+        mtl_runtime::spec::LossBalancing::Uncertainty => "uncertainty",
+        mtl_runtime::spec::LossBalancing::GradNorm { .. } => "gradnorm",
+    };
     for task in tasks {
         if let Some(span) = task.loss_weight_span {
-            errors.at(span, format!("`loss_weight` of `{}` has no effect under `loss_balancing: uncertainty`, which learns each task's weight; remove it (or use `loss_balancing: fixed`)", task.name));
+            errors.at(span, format!("`loss_weight` of `{}` has no effect under `loss_balancing: {name}`, which learns each task's weight; remove it (or use `loss_balancing: fixed`)", task.name));
         }
     }
 }

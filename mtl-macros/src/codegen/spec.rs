@@ -148,6 +148,9 @@ pub fn expand(model: &Model, names: &Names) -> TokenStream {
         mtl_runtime::spec::LossBalancing::Uncertainty => {
             quote!(#p::spec::LossBalancing::Uncertainty)
         }
+        mtl_runtime::spec::LossBalancing::GradNorm { alpha_milli } => {
+            quote!(#p::spec::LossBalancing::GradNorm { alpha_milli: #alpha_milli })
+        }
     };
     let (schema_path, schema_text) = match &model.schema {
         Some(s) => {

@@ -42,6 +42,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 pub(crate) use adam::AdamStep;
+pub(crate) use params::trainable_tensors;
 
 use self::exec::Workspace;
 use self::input::ChunkRows;

@@ -334,11 +334,13 @@ where
             }
         }
         if let (Some(b), true) = (&self.balance, optimizer_state) {
-            // Learnt loss weights and their Adam state: training state, not needed to score.
-            let n = b.log_vars.len();
-            for (name, values) in [("log_vars", &b.log_vars), ("m", &b.m), ("v", &b.v)] {
-                entries.push((format!("balance/{name}"), Entry::f64(vec![n], values)));
-            }
+            // Learnt loss weights and their optimizer state: training state, not needed to
+            // score.
+            let state = b.state();
+            entries.push((
+                "balance/state".into(),
+                Entry::f64(vec![state.len()], &state),
+            ));
         }
         if optimizer_state {
             let moments = self.dense_optimizer.host_moments();
@@ -403,8 +405,9 @@ where
             // A model file: the row optimizer starts fresh (allocated when training starts).
             self.row_optimizer.state.clear();
         }
-        if let (Some(b), Some([log_vars, m, v])) = (&mut self.balance, staged.balance) {
-            (b.log_vars, b.m, b.v, b.t) = (log_vars, m, v, staged.t);
+        if let (Some(b), Some(state)) = (&mut self.balance, &staged.balance) {
+            // Lengths were checked against this model's method when staging.
+            b.set_state(state);
             self.loss_weights = b.weights();
         }
         self.step = staged.step;
@@ -447,8 +450,8 @@ pub(crate) struct Staged {
         Option<Vec<u32>>,
     )>,
     pub moments: Vec<(String, Moments)>,
-    /// Learnt loss weights' state (`balance/log_vars`, `m`, `v`), when saved.
-    pub balance: Option<[Vec<f64>; 3]>,
+    /// Learnt loss weights' state (`balance/state`), when saved.
+    pub balance: Option<Vec<f64>>,
     pub step: u64,
     pub t: u64,
 }
@@ -590,21 +593,20 @@ pub(crate) fn stage<N: TensorCollection<f32, D>, D: Device<f32>>(
         moments.push((param.to_string(), Moments { m, v }));
     }
     let tasks = spec.tasks.len();
-    let balance = match file.tensor("balance/log_vars") {
-        Err(_) => None,
-        Ok(_) => {
-            let f64s = |name: &str| -> Result<Vec<f64>> {
-                Ok(tensor(name, SDtype::F64, &[tasks])?
-                    .chunks_exact(8)
-                    .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                    .collect())
-            };
-            Some([
-                f64s("balance/log_vars")?,
-                f64s("balance/m")?,
-                f64s("balance/v")?,
-            ])
-        }
+    // Uncertainty saves 3 values per task + 1, GradNorm 4 per task + 1.
+    let balance_len = match spec.loss_balancing {
+        crate::spec::LossBalancing::Fixed => None,
+        crate::spec::LossBalancing::Uncertainty => Some(3 * tasks + 1),
+        crate::spec::LossBalancing::GradNorm { .. } => Some(4 * tasks + 1),
+    };
+    let balance = match (file.tensor("balance/state"), balance_len) {
+        (Ok(_), Some(n)) => Some(
+            tensor("balance/state", SDtype::F64, &[n])?
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect(),
+        ),
+        _ => None,
     };
     Ok(Staged {
         dense,

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use dfdx::prelude::*;
 
+use super::balance::Balance;
 use super::config::LrSchedule;
 use super::dense_adam::Moments;
 use super::progress::Progress;
@@ -174,27 +175,39 @@ where
             let mut task_sums = vec![0.0f64; spec.tasks.len()];
             let mut learning_rate = self.config.dense_lr;
             loop {
-                let (losses, total, regularization, n) = if fused {
+                let gradnorm = matches!(self.balance, Some(Balance::GradNorm(_)));
+                let (losses, total, regularization, n, norms) = if fused {
                     let Some(view) = batches.next_view()? else {
                         break;
                     };
                     learning_rate = self.apply_schedule(global_epoch);
+                    let norms = gradnorm
+                        .then(|| self.fused_task_norms(&view, &bound))
+                        .transpose()?;
                     let (losses, total, reg) = self.fused_step(&view, &bound)?;
-                    (losses, total, reg, view.len())
+                    (losses, total, reg, view.len(), norms)
                 } else {
                     let Some(batch) = batches.next_batch()? else {
                         break;
                     };
                     learning_rate = self.apply_schedule(global_epoch);
+                    let norms = gradnorm
+                        .then(|| self.generic_task_norms(batch, &bound, &mut scratch))
+                        .transpose()?;
                     let (losses, total, reg) = self.train_step(batch, &bound, &mut scratch)?;
-                    (losses, total, reg, batch.len())
+                    (losses, total, reg, batch.len(), norms)
                 };
                 // Learnt loss weights move with this step's task losses, and their `Σ s_t/2`
                 // term belongs to the loss.
                 let total = match &mut self.balance {
                     Some(b) => {
                         let with_prior = f64::from(total) + b.regularizer();
-                        b.update(&losses, learning_rate);
+                        match b {
+                            Balance::Uncertainty(u) => u.update(&losses, learning_rate),
+                            Balance::GradNorm(g) => {
+                                g.update(norms.as_deref().unwrap_or(&[]), &losses, learning_rate);
+                            }
+                        }
                         self.loss_weights = b.weights();
                         with_prior as f32
                     }

@@ -74,9 +74,24 @@ where
     /// The fused CPU engine, once [`Trainer::prepare`] has built it.
     engine: Option<Engine>,
     /// Learnt loss weights, under `loss_balancing: uncertainty`.
-    balance: Option<balance::Uncertainty>,
+    balance: Option<balance::Balance>,
     /// Per task, the task and its `given` parents (ESMM chains).
     chains: Vec<Vec<usize>>,
+}
+
+/// Whether `network` has a trainable dense parameter the spec counts as shared by every task.
+fn network_shares_parameters<M, D>(network: &M::Built, spec: &ModelSpec) -> Result<bool>
+where
+    M: MtlModel + BuildOnDevice<D, f32>,
+    M::Built: TaskNetwork<f32, D>,
+    D: Device<f32>,
+{
+    let names = crate::fused::trainable_tensors(network)
+        .map_err(|e| Error::invalid(format!("device error: {e:?}")))?;
+    Ok(names.iter().any(|(n, dims)| {
+        let len = dims.iter().product();
+        spec.shared_part(n, len).is_some_and(|r| !r.is_empty())
+    }))
 }
 
 /// Per-dataset bindings of features and tasks.
@@ -224,12 +239,17 @@ where
         let mut loss_weights = resolve_loss_weights(spec, &config.loss_weights)?;
         let balance = match spec.loss_balancing {
             crate::spec::LossBalancing::Fixed => None,
-            crate::spec::LossBalancing::Uncertainty => {
+            learnt => {
                 if let Some((task, _)) = config.loss_weights.first() {
                     return Err(Error::invalid(format!(
                         "a loss weight for `{task}`, but model `{}` learns its loss weights \
-                         (`loss_balancing: uncertainty`); remove `with_loss_weight`",
-                        spec.name
+                         (`loss_balancing: {}`); remove `with_loss_weight`",
+                        spec.name,
+                        if learnt == crate::spec::LossBalancing::Uncertainty {
+                            "uncertainty"
+                        } else {
+                            "gradnorm"
+                        }
                     )));
                 }
                 let monitors = config
@@ -247,7 +267,29 @@ where
                         )));
                     }
                 }
-                let b = balance::Uncertainty::new(spec, config.dense_betas, config.dense_eps);
+                let b = match learnt {
+                    crate::spec::LossBalancing::GradNorm { alpha_milli } => {
+                        if !network_shares_parameters::<M, D>(&network, spec)? {
+                            return Err(Error::invalid(format!(
+                                "model `{}` uses `loss_balancing: gradnorm`, which balances the \
+                                 tasks' gradient norms on the shared dense parameters, but its \
+                                 body ({}) shares none; use an MLP or mixture-of-experts body",
+                                spec.name, spec.body
+                            )));
+                        }
+                        balance::Balance::GradNorm(balance::GradNorm::new(
+                            spec.tasks.len(),
+                            f64::from(alpha_milli) / 1000.0,
+                            config.dense_betas,
+                            config.dense_eps,
+                        ))
+                    }
+                    _ => balance::Balance::Uncertainty(balance::Uncertainty::new(
+                        spec,
+                        config.dense_betas,
+                        config.dense_eps,
+                    )),
+                };
                 loss_weights = b.weights();
                 Some(b)
             }

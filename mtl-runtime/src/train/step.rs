@@ -363,3 +363,85 @@ where
         Ok(Some((grads, joint)))
     }
 }
+
+impl<M, D> Trainer<M, D>
+where
+    M: MtlModel + BuildOnDevice<D, f32>,
+    M::Built: TaskNetwork<f32, D> + Clone,
+    D: Device<f32>,
+{
+    /// GradNorm's `G_t`: for each task alone (weight 1, the others 0), the norm of its loss's
+    /// gradient over the shared dense parameters, on the fused engine's current weights.
+    /// One extra forward and backward pass per task.
+    pub(super) fn fused_task_norms(&mut self, view: &BatchView, bound: &Bound) -> Result<Vec<f64>> {
+        let tasks = M::SPEC.tasks.len();
+        let mut norms = Vec::with_capacity(tasks);
+        for t in 0..tasks {
+            let mut weights = vec![0.0f32; tasks];
+            weights[t] = 1.0;
+            let input = StepInput {
+                view: *view,
+                binding: &bound.input,
+                tasks: &bound.tasks,
+                loss_weights: &weights,
+                chains: &self.chains,
+                step: self.step,
+                seed: self.config.seed,
+                embeddings_l2: 0.0,
+            };
+            let engine = self.engine.as_mut().ok_or_else(|| {
+                Error::invalid("internal error: the fused engine was not started")
+            })?;
+            let (_, dense, _) = engine.gradients(&input, &self.embeddings)?;
+            norms.push(shared_norm(
+                M::SPEC,
+                dense.iter().map(|(n, g)| (n.as_str(), &g[..])),
+            ));
+        }
+        Ok(norms)
+    }
+
+    /// [`Trainer::fused_task_norms`] on the generic path.
+    pub(super) fn generic_task_norms(
+        &mut self,
+        batch: &Batch,
+        bound: &Bound,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<f64>> {
+        let tasks = M::SPEC.tasks.len();
+        let saved = std::mem::take(&mut self.loss_weights);
+        let mut norms = Vec::with_capacity(tasks);
+        let mut result = Ok(());
+        for t in 0..tasks {
+            self.loss_weights = vec![0.0; tasks];
+            self.loss_weights[t] = 1.0;
+            let grads = self
+                .generic_backward(batch, bound, scratch)
+                .and_then(|(_, _, mut grads, _)| named_gradients(&self.network, &mut grads));
+            match grads {
+                Ok(g) => norms.push(shared_norm(
+                    M::SPEC,
+                    g.iter().map(|(n, g)| (n.as_str(), &g[..])),
+                )),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.loss_weights = saved;
+        result.map(|_| norms)
+    }
+}
+
+/// The Euclidean norm of the gradients of the spec's shared parameters.
+fn shared_norm<'a>(
+    spec: &crate::spec::ModelSpec,
+    grads: impl Iterator<Item = (&'a str, &'a [f32])>,
+) -> f64 {
+    grads
+        .filter_map(|(name, g)| spec.shared_part(name, g.len()).map(|r| &g[r]))
+        .map(|g| g.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>())
+        .sum::<f64>()
+        .sqrt()
+}
