@@ -136,8 +136,8 @@ fn esmm_trains_on_both_paths_and_reports_and_exports_the_joint_output() {
     // Predictions: the tasks, then the joint probability = P(click)·P(like | click).
     let p = trainer.predict(valid).unwrap();
     assert_eq!(p.len(), 3);
-    for r in 0..p[0].len() {
-        assert!((p[2][r] - p[0][r] * p[1][r]).abs() < 1e-6);
+    for ((joint, click), like) in p[2].iter().zip(&p[0]).zip(&p[1]) {
+        assert!((joint - click * like).abs() < 1e-6);
     }
     let predictor = Predictor::from_trainer(&trainer).unwrap();
     let names: Vec<String> = predictor.outputs().into_iter().map(|o| o.name).collect();

@@ -125,7 +125,7 @@ pub struct TaskSpec {
     pub tower: Option<MlpSpec>,
     /// `given = parent` (ESMM): this binary task's head predicts P(task | parent), and the
     /// model trains and outputs P(task and parent) = P(parent)·P(task | parent) (multiplied
-    /// along the whole chain of parents) on every row. See [`crate::loss::chain`].
+    /// along the whole chain of parents) on every row. See [`crate::loss::chain_row_loss_and_grads`].
     pub given: Option<&'static str>,
 }
 
