@@ -8,6 +8,24 @@
 
 use crate::spec::{ModelSpec, TaskKind};
 
+/// One Adam step (bias-corrected) of `params` along `grads` with the moments `(m, v, t)`.
+fn adam_step(
+    params: &mut [f64],
+    grads: &[f64],
+    (m, v, t): (&mut [f64], &mut [f64], &mut u64),
+    [b1, b2]: [f64; 2],
+    eps: f64,
+    lr: f64,
+) {
+    *t += 1;
+    let (c1, c2) = (1.0 - b1.powi(*t as i32), 1.0 - b2.powi(*t as i32));
+    for (i, g) in grads.iter().enumerate() {
+        m[i] = b1 * m[i] + (1.0 - b1) * g;
+        v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+        params[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
+    }
+}
+
 /// The learnt log-variances and their Adam state.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Uncertainty {
@@ -73,14 +91,8 @@ impl Uncertainty {
     /// One Adam step of the log-variances at learning rate `lr`.
     pub fn update(&mut self, losses: &[f32], lr: f64) {
         let grad = self.gradient(losses);
-        self.t += 1;
-        let [b1, b2] = self.betas;
-        let (c1, c2) = (1.0 - b1.powi(self.t as i32), 1.0 - b2.powi(self.t as i32));
-        for (i, g) in grad.into_iter().enumerate() {
-            self.m[i] = b1 * self.m[i] + (1.0 - b1) * g;
-            self.v[i] = b2 * self.v[i] + (1.0 - b2) * g * g;
-            self.log_vars[i] -= lr * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + self.eps);
-        }
+        let moments = (&mut self.m[..], &mut self.v[..], &mut self.t);
+        adam_step(&mut self.log_vars, &grad, moments, self.betas, self.eps, lr);
     }
 }
 
@@ -210,14 +222,10 @@ impl GradNorm {
     pub fn update(&mut self, norms: &[f64], losses: &[f32], lr: f64) -> f64 {
         let targets = self.targets(norms, losses);
         let (loss, grad) = self.loss_and_gradient(norms, &targets);
-        self.t += 1;
-        let [b1, b2] = self.betas;
-        let (c1, c2) = (1.0 - b1.powi(self.t as i32), 1.0 - b2.powi(self.t as i32));
-        for (i, g) in grad.into_iter().enumerate() {
-            self.m[i] = b1 * self.m[i] + (1.0 - b1) * g;
-            self.v[i] = b2 * self.v[i] + (1.0 - b2) * g * g;
-            self.weights[i] -= lr * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + self.eps);
-            self.weights[i] = self.weights[i].max(1e-3);
+        let moments = (&mut self.m[..], &mut self.v[..], &mut self.t);
+        adam_step(&mut self.weights, &grad, moments, self.betas, self.eps, lr);
+        for w in &mut self.weights {
+            *w = w.max(1e-3);
         }
         let n = self.weights.len() as f64;
         let sum: f64 = self.weights.iter().sum();
