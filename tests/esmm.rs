@@ -80,6 +80,11 @@ fn joint_loss_value_and_gradient() {
 #[test]
 fn esmm_trains_on_both_paths_and_reports_and_exports_the_joint_output() {
     let spec = Esmm::spec();
+    let summary = Cpu::default().build_module::<Esmm, f32>().to_string();
+    assert!(
+        summary.contains("chained task (ESMM): like given click; trained through like/joint_output = P(like and click)"),
+        "{summary}"
+    );
     assert_eq!(spec.task("like").unwrap().given, Some("click"));
     assert_eq!(spec.chain(1), [1, 0]);
     assert_eq!(spec.chained_tasks(), [1]);

@@ -282,6 +282,11 @@ fn gradnorm_balances_gradient_norms_on_the_shared_parameters() {
         "{ple:?}"
     );
 
+    let summary = Cpu::default().build_module::<GradNormed, f32>().to_string();
+    assert!(
+        summary.contains("loss balancing: gradnorm, alpha 1.5"),
+        "{summary}"
+    );
     let (train, valid) = (data(2_000, 1), data(500, 2));
     let mut trainer = Trainer::<GradNormed>::new(Cpu::default(), config(true)).unwrap();
     assert_eq!(trainer.loss_weights(), [1.0, 1.0]);

@@ -72,5 +72,29 @@ pub fn write_summary(
         f,
         "total parameters:     {}",
         embedding_params + dense_params
-    )
+    )?;
+    // Task relations and learnt loss weights change what is trained: say so.
+    for t in spec.chained_tasks() {
+        let chain: Vec<&str> = spec.chain(t).iter().map(|&i| spec.tasks[i].name).collect();
+        writeln!(
+            f,
+            "chained task (ESMM): {} given {}; trained through {}/joint_output = P({})",
+            chain[0],
+            chain[1],
+            chain[0],
+            chain.join(" and ")
+        )?;
+    }
+    match spec.loss_balancing {
+        crate::spec::LossBalancing::Fixed => Ok(()),
+        crate::spec::LossBalancing::Uncertainty => writeln!(
+            f,
+            "loss balancing: uncertainty (learnt per-task weights, Kendall et al. 2018)"
+        ),
+        crate::spec::LossBalancing::GradNorm { alpha_milli } => writeln!(
+            f,
+            "loss balancing: gradnorm, alpha {} (learnt per-task weights, Chen et al. 2018)",
+            f64::from(alpha_milli) / 1000.0
+        ),
+    }
 }
