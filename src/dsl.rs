@@ -285,7 +285,7 @@
 //!
 //! Every problem is reported at once, each on its own token, and a model with errors still
 //! provides its whole surface (builder, network, outputs, `spec()`), so its uses add no
-//! follow-on errors. A few of the 72 checked cases
+//! follow-on errors. A few of the 80 checked cases
 //! (`tests/ui/`):
 //!
 //! ```text

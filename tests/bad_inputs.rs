@@ -350,9 +350,14 @@ fn crash_safety_child() {
         return;
     };
     let (a, b) = crash_states();
+    a.save_checkpoint(&path).unwrap();
+    // Tells the parent this child is saving now (the file alone may be an earlier round's).
+    if let Some(marker) = std::env::var_os("MTL_CRASH_MARKER") {
+        std::fs::write(marker, b"saving").unwrap();
+    }
     loop {
-        a.save_checkpoint(&path).unwrap();
         b.save_checkpoint(&path).unwrap();
+        a.save_checkpoint(&path).unwrap();
     }
 }
 
@@ -369,19 +374,23 @@ fn crash_states() -> (Trainer<Tiny>, Trainer<Tiny>) {
 fn a_killed_saver_never_loses_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.ckpt");
+    let marker = dir.path().join("saving");
     let (a, b) = crash_states();
     let (wa, wb) = (weights(&a), weights(&b));
     let mut delay = 0x2545_f491_4f6c_dd1du64;
     for round in 0..20 {
+        let _ = std::fs::remove_file(&marker);
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "crash_safety_child", "--ignored", "--nocapture"])
             .env("MTL_CRASH_PATH", &path)
+            .env("MTL_CRASH_MARKER", &marker)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Until the first checkpoint exists, then a pseudo-random moment.
-        while !path.exists() {
+        // Until this child has saved once and is in its saving loop, then a pseudo-random
+        // moment.
+        while !marker.exists() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         delay ^= delay << 13;

@@ -871,6 +871,30 @@ fn ids_weigh_a_task_when_asked_to_and_it_trains() {
         Trainer::<WeightedByAge>::new(Cpu::default(), TrainConfig::default().with_batch_size(128))
             .unwrap();
     trainer.fit(&splits[0], None).unwrap();
-    let report = trainer.evaluate(&splits[1]).unwrap();
-    assert!(report.get("loss").unwrap().is_finite());
+    let valid = &splits[1];
+    let report = trainer.evaluate(valid).unwrap();
+    // The click loss is the age-weighted mean of the rows' cross-entropies: each row counts
+    // as many times as its `age` id (0 drops it), not once.
+    let p = &trainer.predict(valid).unwrap()[0];
+    let click = valid.floats("click").unwrap();
+    let age = valid.ids("age").unwrap();
+    let ce = |p: f32, y: f32| -> f64 {
+        let p = f64::from(p).clamp(1e-7, 1.0 - 1e-7);
+        -(f64::from(y) * p.ln() + (1.0 - f64::from(y)) * (1.0 - p).ln())
+    };
+    let n = p.len() as f64;
+    let weighted: f64 = (0..p.len())
+        .map(|r| f64::from(age[r]) * ce(p[r], click[r]))
+        .sum::<f64>()
+        / n;
+    let plain: f64 = (0..p.len()).map(|r| ce(p[r], click[r])).sum::<f64>() / n;
+    let loss = report.get("click/binary_output_loss").unwrap();
+    assert!(
+        (loss - weighted).abs() < 1e-4 * weighted,
+        "{loss} vs {weighted}"
+    );
+    assert!(
+        (loss - plain).abs() > 0.1 * plain,
+        "weights must change the loss: {plain}"
+    );
 }

@@ -157,6 +157,25 @@ fn esmm_trains_on_both_paths_and_reports_and_exports_the_joint_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p.parquet");
     predictor.predict_to_parquet(valid, &[], &out).unwrap();
+    // The file holds the same three columns, the joint one last.
+    let file = std::fs::File::open(&out).unwrap();
+    let mut written: Vec<Vec<f32>> = vec![Vec::new(); 3];
+    for batch in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+    {
+        let batch = batch.unwrap();
+        for (c, name) in names.iter().enumerate() {
+            let column = batch.column_by_name(name).unwrap();
+            let values = column
+                .as_any()
+                .downcast_ref::<arrow_array::Float32Array>()
+                .unwrap();
+            written[c].extend(values.values().iter().copied());
+        }
+    }
+    assert_eq!(written, p);
     let export = predictor
         .export_onnx(dir.path().join("esmm.onnx"), &Default::default())
         .unwrap();

@@ -152,7 +152,13 @@ where
     let scores = predictor.predict(valid).unwrap();
     let mut worst = 0f32;
     for rows in [300, 7] {
-        for ((name, onnx), mtl) in run_tract(&export, valid, rows).iter().zip(&scores) {
+        let outputs = run_tract(&export, valid, rows);
+        assert_eq!(
+            outputs.len(),
+            scores.len(),
+            "one ONNX output per predicted column"
+        );
+        for ((name, onnx), mtl) in outputs.iter().zip(&scores) {
             let width = onnx.len() / rows;
             let diff = onnx
                 .iter()
@@ -281,7 +287,9 @@ fn external_data_and_refusals() {
         "{model_len} + {data_len} vs {inline_len}"
     );
     let scores = predictor.predict(&data).unwrap();
-    for ((name, onnx), mtl) in run_tract(&export, &data, 50).iter().zip(&scores) {
+    let outputs = run_tract(&export, &data, 50);
+    assert_eq!(outputs.len(), scores.len());
+    for ((name, onnx), mtl) in outputs.iter().zip(&scores) {
         let diff = onnx
             .iter()
             .zip(mtl)

@@ -225,7 +225,7 @@ where
             return Err(unprocessable(format!(
                 "row {}: unknown column `{unknown}`{}; the model's input columns are: {}",
                 r + 1,
-                closest(unknown, inputs)
+                mtl::error::closest(unknown, inputs.iter().map(String::as_str), 3)
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default(),
                 inputs.join(", ")
@@ -308,30 +308,4 @@ fn text(value: &Value) -> Result<Option<String>, &'static str> {
         Value::Array(_) => Err("an array"),
         Value::Object(_) => Err("an object"),
     }
-}
-
-/// The input column nearest to `name` (edit distance at most 3).
-fn closest<'a>(name: &str, inputs: &'a [String]) -> Option<&'a str> {
-    let distance = |a: &str, b: &str| {
-        let b: Vec<char> = b.chars().collect();
-        let mut prev: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut cur = vec![i + 1];
-            for (j, cb) in b.iter().enumerate() {
-                cur.push(
-                    (prev[j] + usize::from(ca != *cb))
-                        .min(prev[j + 1] + 1)
-                        .min(cur[j] + 1),
-                );
-            }
-            prev = cur;
-        }
-        prev[b.len()]
-    };
-    inputs
-        .iter()
-        .map(|i| (distance(name, i), i))
-        .filter(|(d, _)| *d <= 3)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, i)| i.as_str())
 }

@@ -3,9 +3,9 @@
 //! ```text
 //! input   := (section ","?)* (model ","?)+     sections before the models are shared by all
 //! model   := attr* vis "struct" Ident "{" (section ","?)* "}"
-//! section := Ident ":" value                 (schema, inputs, exclude, body, towers, tasks)
+//! section := Ident ":" value    (schema, inputs, exclude, body, towers, tasks, loss_balancing)
 //! value   := LitStr | LitInt | LitFloat | "-" number | "(" value,* ")" | "[" value,* "]"
-//!          | "{" (Ident ":" value ","?)* "}" | call | type
+//!          | "{" (Ident ":" value ","?)* ".."? "}" | call | type
 //! call    := Ident ("[" value,* "]")? ("(" arg,* ")")?      e.g. mlp[32, 16](dropout = 0.1)
 //! arg     := Ident "=" value | Ident | value                 (keyed, flag, positional)
 //! ```
@@ -101,6 +101,8 @@ impl ModelDef {
                 _ => None,
             })
             .flatten()
+            // A name that cannot be a field (`self`, ...) was reported; it gets no field.
+            .filter(|n| crate::codegen::is_field_name(&syn::ext::IdentExt::unraw(n).to_string()))
             .collect();
         names.sort_by_key(|n| n.to_string());
         names.dedup_by_key(|n| n.to_string());

@@ -138,6 +138,18 @@ pub fn check_memory(spec: &ModelSpec, optimizer: &RowOptimizerConfig) -> Result<
 impl Embeddings {
     /// Creates the tables of `spec`, initialised U(-0.05, 0.05) from `seed`.
     pub fn new(spec: &ModelSpec, seed: u64) -> Result<Embeddings> {
+        Self::with_weights(spec, Some(seed))
+    }
+
+    /// The tables' names and shapes with no weights allocated, for loading weights into
+    /// (scoring never pays for a random initialisation it would overwrite).
+    pub(crate) fn unfilled(spec: &ModelSpec) -> Result<Embeddings> {
+        Self::with_weights(spec, None)
+    }
+
+    /// One table per distinct `table` of the categorical features, initialised from `seed`
+    /// (uniform in ±0.05) or left empty (`None`).
+    fn with_weights(spec: &ModelSpec, seed: Option<u64>) -> Result<Embeddings> {
         let mut tables: Vec<EmbeddingTable> = Vec::new();
         for f in spec
             .features
@@ -153,8 +165,6 @@ impl Embeddings {
                 }
                 Some(_) => {}
                 None => {
-                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                    rng.set_stream(tables.len() as u64);
                     let too_large = || {
                         Error::invalid(format!(
                             "embedding table `{}` ({} rows x {} dims, {} bytes) cannot be allocated: \
@@ -166,10 +176,17 @@ impl Embeddings {
                         ))
                     };
                     let n = f.cardinality.checked_mul(f.dim).ok_or_else(too_large)?;
-                    let mut weights: Vec<f32> = crate::memory::zeroed(n).ok_or_else(too_large)?;
-                    weights
-                        .iter_mut()
-                        .for_each(|w| *w = rng.gen_range(-0.05f32..0.05));
+                    let weights = match seed {
+                        None => Vec::new(),
+                        Some(seed) => {
+                            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                            rng.set_stream(tables.len() as u64);
+                            let mut w: Vec<f32> = crate::memory::zeroed(n).ok_or_else(too_large)?;
+                            w.iter_mut()
+                                .for_each(|w| *w = rng.gen_range(-0.05f32..0.05));
+                            w
+                        }
+                    };
                     tables.push(EmbeddingTable {
                         name: f.table.to_string(),
                         rows: f.cardinality,
@@ -299,7 +316,7 @@ impl Embeddings {
         grad: &[f32],
     ) -> f64 {
         let mut total = 0.0f64;
-        self.for_each_row_gradient(batch, binding, grad, |_, _, sum| {
+        for_each_row_gradient(&self.shapes(), batch, binding, grad, |_, _, sum| {
             total += sum
                 .iter()
                 .map(|g| f64::from(*g) * f64::from(*g))
@@ -319,64 +336,77 @@ impl Embeddings {
         optimizer: &mut RowOptimizer,
     ) -> Result<()> {
         optimizer.ensure_state(&self.tables)?;
-        let mut updates: Vec<(usize, usize, Vec<f32>)> = Vec::new();
-        self.for_each_row_gradient(batch, binding, grad, |t, id, sum| {
-            updates.push((t, id, sum.iter().map(|g| g * scale).collect()));
+        let shapes = self.shapes();
+        let tables = &mut self.tables;
+        let mut scaled = Vec::new();
+        for_each_row_gradient(&shapes, batch, binding, grad, |t, id, sum| {
+            // Each row is updated as soon as its gradient is summed (no per-row copies kept).
+            let g = if scale == 1.0 {
+                sum
+            } else {
+                scaled.clear();
+                scaled.extend(sum.iter().map(|g| g * scale));
+                &scaled
+            };
+            optimizer.update_row(t, &mut tables[t], id, g);
         });
-        for (t, id, g) in updates {
-            optimizer.update_row(t, &mut self.tables[t], id, &g);
-        }
         Ok(())
     }
 
-    /// Calls `f(table, id, gradient)` for every row `batch` touches, its gradient summed over
-    /// the row's lookups, table by table in id order.
-    fn for_each_row_gradient(
-        &self,
-        batch: &Batch,
-        binding: &InputBinding,
-        grad: &[f32],
-        mut f: impl FnMut(usize, usize, &[f32]),
-    ) {
-        let w = binding.input_width;
-        let mut pairs: Vec<(u32, u32, u16)> = Vec::new(); // (id, batch row, feature index)
-        for t in 0..self.tables.len() {
-            pairs.clear();
-            for (fi, (f, slot)) in binding.features.iter().enumerate() {
-                if f.kind == FeatureKind::Categorical && f.table == t {
-                    let rows = self.tables[t].rows;
-                    pairs.extend(
-                        batch
-                            .ids_at(*slot)
-                            .iter()
-                            .enumerate()
-                            .map(|(r, &id)| (id.min(rows as u32 - 1), r as u32, fi as u16)),
-                    );
-                }
-            }
-            if pairs.is_empty() {
-                continue;
-            }
-            pairs.sort_unstable();
-            let dim = self.tables[t].dim;
-            let mut sum = vec![0.0f32; dim];
-            let mut i = 0;
-            while i < pairs.len() {
-                let id = pairs[i].0;
-                sum.iter_mut().for_each(|s| *s = 0.0);
-                while i < pairs.len() && pairs[i].0 == id {
-                    let (_, r, fi) = pairs[i];
-                    let off = r as usize * w + binding.features[fi as usize].0.offset;
-                    for (s, g) in sum.iter_mut().zip(&grad[off..off + dim]) {
-                        *s += g;
-                    }
-                    i += 1;
-                }
-                f(t, id as usize, &sum);
+    /// `(rows, dim)` of every table.
+    fn shapes(&self) -> Vec<(usize, usize)> {
+        self.tables.iter().map(|t| (t.rows, t.dim)).collect()
+    }
+}
+
+/// Calls `f(table, id, gradient)` for every row `batch` touches in tables of `shapes`
+/// (`(rows, dim)` each), its gradient summed over the row's lookups, table by table in id
+/// order. A free function so that `f` may update the tables.
+fn for_each_row_gradient(
+    shapes: &[(usize, usize)],
+    batch: &Batch,
+    binding: &InputBinding,
+    grad: &[f32],
+    mut f: impl FnMut(usize, usize, &[f32]),
+) {
+    let w = binding.input_width;
+    let mut pairs: Vec<(u32, u32, u16)> = Vec::new(); // (id, batch row, feature index)
+    for (t, &(rows, dim)) in shapes.iter().enumerate() {
+        pairs.clear();
+        for (fi, (f, slot)) in binding.features.iter().enumerate() {
+            if f.kind == FeatureKind::Categorical && f.table == t {
+                pairs.extend(
+                    batch
+                        .ids_at(*slot)
+                        .iter()
+                        .enumerate()
+                        .map(|(r, &id)| (id.min(rows as u32 - 1), r as u32, fi as u16)),
+                );
             }
         }
+        if pairs.is_empty() {
+            continue;
+        }
+        pairs.sort_unstable();
+        let mut sum = vec![0.0f32; dim];
+        let mut i = 0;
+        while i < pairs.len() {
+            let id = pairs[i].0;
+            sum.iter_mut().for_each(|s| *s = 0.0);
+            while i < pairs.len() && pairs[i].0 == id {
+                let (_, r, fi) = pairs[i];
+                let off = r as usize * w + binding.features[fi as usize].0.offset;
+                for (s, g) in sum.iter_mut().zip(&grad[off..off + dim]) {
+                    *s += g;
+                }
+                i += 1;
+            }
+            f(t, id as usize, &sum);
+        }
     }
+}
 
+impl Embeddings {
     /// Total number of embedding parameters.
     pub fn num_params(&self) -> usize {
         self.tables.iter().map(|t| t.weights.len()).sum()

@@ -227,6 +227,15 @@ pub fn row_loss_and_grad(kind: TaskKind, out: &[f32], y: f32, grad: &mut [f32]) 
     }
 }
 
+/// `(ln t, 1 − t)` for the joint probability `t = Π_a σ(z_a)` of a chain's logits, in logs:
+/// `ln σ(x) = −softplus(−x)`, and `1 − t` without cancellation, kept above 0 (t = 1 only when
+/// every logit is huge).
+fn chain_log_joint(z: &[f32]) -> (f64, f64) {
+    let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+    let ln_t: f64 = z.iter().map(|&x| -softplus(-f64::from(x))).sum();
+    (ln_t, (-ln_t.exp_m1()).max(f64::MIN_POSITIVE))
+}
+
 /// Chained tasks (`given`, ESMM): one row's loss of the joint probability
 /// `t = Π_a σ(z_a)` over the chain's logits `z` (the task's own first, then its parents')
 /// against the joint label `y` (1 when the task and all its parents are positive):
@@ -234,18 +243,45 @@ pub fn row_loss_and_grad(kind: TaskKind, out: &[f32], y: f32, grad: &mut [f32]) 
 /// factor (written to `grads`). Logs are taken of the factors, never of `t` itself, so a
 /// product of small probabilities stays finite.
 pub fn chain_row_loss_and_grads(z: &[f32], y: f32, grads: &mut [f32]) -> f64 {
-    // ln σ(x) = −softplus(−x); 1 − σ(x) = σ(−x).
-    let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
-    let ln_t: f64 = z.iter().map(|&x| -softplus(-f64::from(x))).sum();
-    let t = ln_t.exp();
-    // 1 − t without cancellation, kept above 0 (t = 1 only when every logit is huge).
-    let one_minus_t = (-ln_t.exp_m1()).max(f64::MIN_POSITIVE);
-    let y = f64::from(y);
+    let (ln_t, one_minus_t) = chain_log_joint(z);
+    let (t, y) = (ln_t.exp(), f64::from(y));
     for (g, &x) in grads.iter_mut().zip(z) {
+        // 1 − σ(x) = σ(−x).
         let one_minus_sigma = 1.0 / (1.0 + f64::from(x).exp());
         *g = ((t - y) * one_minus_sigma / one_minus_t) as f32;
     }
     -y * ln_t - (1.0 - y) * one_minus_t.ln()
+}
+
+/// A chained task's joint loss over `rows` rows: `Σ_r w_r·ℓ_r` (see
+/// [`chain_row_loss_and_grads`]) for the chain `chain` (task indices, the task first),
+/// `logit(m, r)` and `target(m, r)` giving task `m`'s logit and target on row `r` and
+/// `weight(r)` the task's row weight (rows of weight 0 are skipped). `grad(r, w, g)` receives
+/// each counted row's weight and unweighted `∂ℓ/∂z` per chain member. Shared by both training
+/// paths and evaluation.
+pub fn chain_batch_loss(
+    chain: &[usize],
+    rows: usize,
+    logit: impl Fn(usize, usize) -> f32,
+    target: impl Fn(usize, usize) -> f32,
+    weight: impl Fn(usize) -> f32,
+    mut grad: impl FnMut(usize, f32, &[f32]),
+) -> f64 {
+    let (mut z, mut g) = (vec![0.0f32; chain.len()], vec![0.0f32; chain.len()]);
+    let mut sum = 0.0f64;
+    for r in 0..rows {
+        let w = weight(r);
+        if w == 0.0 {
+            continue;
+        }
+        for (k, &m) in chain.iter().enumerate() {
+            z[k] = logit(m, r);
+        }
+        let y: f32 = chain.iter().map(|&m| target(m, r)).product();
+        sum += f64::from(w) * chain_row_loss_and_grads(&z, y, &mut g);
+        grad(r, w, &g);
+    }
+    sum
 }
 
 /// The joint probability `Π σ(z_a)` of a chain's logits.
@@ -256,9 +292,7 @@ pub fn chain_probability(z: &[f32]) -> f32 {
 /// The logit `ln t − ln(1 − t)` of a chain's joint probability (what metrics that read logits
 /// take), computed in logs.
 pub fn chain_logit(z: &[f32]) -> f32 {
-    let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
-    let ln_t: f64 = z.iter().map(|&x| -softplus(-f64::from(x))).sum();
-    let one_minus_t = (-ln_t.exp_m1()).max(f64::MIN_POSITIVE);
+    let (ln_t, one_minus_t) = chain_log_joint(z);
     (ln_t - one_minus_t.ln()) as f32
 }
 

@@ -11,9 +11,10 @@ pub trait MtlModel {
 }
 
 #[cfg(feature = "engine")]
+pub(crate) use network::load_named_parameters;
+#[cfg(feature = "engine")]
 pub use network::{
-    load_named_parameters, named_parameters, DynBatch, NamedGates, NamedParameters, TapedOutputs,
-    TaskNetwork,
+    named_parameters, DynBatch, NamedGates, NamedParameters, TapedOutputs, TaskNetwork,
 };
 
 #[cfg(feature = "engine")]

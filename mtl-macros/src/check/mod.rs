@@ -150,6 +150,27 @@ pub fn resolve(def: &ModelDef, shared: &[&Entry]) -> (Option<Model>, Errors) {
         .get("loss_balancing")
         .map(|e| loss_balancing(&e.value, &mut errors))
         .unwrap_or_default();
+    // Whatever path produced them (explicit, inferred, `..`), a model needs inputs and tasks;
+    // the paths above report the cases they can explain, this one whatever is left.
+    if errors.is_empty() {
+        let span = |key: &str| {
+            sections
+                .get(key)
+                .map_or(def.name.span(), |e| e.value.span())
+        };
+        if features.is_empty() {
+            errors.at(
+                span("inputs"),
+                "the model ends up with no inputs (after `exclude` and `..`); declare at least one",
+            );
+        }
+        if tasks.is_empty() {
+            errors.at(
+                span("tasks"),
+                "the model ends up with no tasks (after `exclude` and `..`); declare at least one",
+            );
+        }
+    }
     let (Some(body), false) = (body, features.is_empty() || tasks.is_empty()) else {
         return (None, errors);
     };
@@ -185,7 +206,7 @@ pub fn resolve(def: &ModelDef, shared: &[&Entry]) -> (Option<Model>, Errors) {
     (Some(model), errors)
 }
 
-/// `loss_balancing: fixed | uncertainty`.
+/// `loss_balancing: fixed | uncertainty | gradnorm(alpha = α)`.
 fn loss_balancing(value: &Value, errors: &mut Errors) -> mtl_runtime::spec::LossBalancing {
     use mtl_runtime::spec::LossBalancing;
     if let Value::Call(call) = value {

@@ -173,6 +173,10 @@ pub fn explicit_tasks(
             errors.at(entry.key.span(), format!("task `{name}` is declared twice"));
             continue;
         }
+        if !crate::codegen::is_field_name(&name) {
+            errors.at(entry.key.span(), format!("`{name}` cannot name a task: it becomes a field of the outputs struct, and `self`, `Self`, `super` and `crate` cannot be fields; give the task another name"));
+            continue;
+        }
         let Some(call) = kind_call(
             &entry.value,
             "expected a task kind: `binary`, `regression` or `multiclass(classes = N)`",

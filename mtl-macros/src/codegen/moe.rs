@@ -29,7 +29,7 @@ use mtl_runtime::spec::{GateColumns, MoeKind};
 
 use crate::model::{Mlp, Model, Moe};
 
-/// What the generated MoE body is made of, for `codegen::expand` to place.
+/// What the generated MoE body is made of, for `network::body` to place.
 pub struct MoeCode {
     /// Network fields.
     pub fields: TokenStream,
@@ -260,7 +260,7 @@ fn structs(ctx: &Ctx) -> (TokenStream, Vec<String>, TokenStream) {
                 .collect();
             items.extend(collection(
                 &ty,
-                format!("The expert groups of level {l} of `{name}`, each one batched layer."),
+                format!("The expert groups of level {l} of `{name}`, each one batched MLP."),
                 &groups,
             ));
             quote!(#ty<E, D>)

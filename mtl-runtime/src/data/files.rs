@@ -305,6 +305,26 @@ fn sniff(path: &Path) -> Result<Option<Kind>> {
     })
 }
 
+/// The Parquet files `path` names: itself, or those under the directory `path` in the order
+/// datasets read them (natural name order, `_`/`.` entries skipped, subdirectories
+/// included). For readers of raw Parquet (preprocessing, scoring) to agree with `Dataset`.
+pub(crate) fn parquet_parts(path: &Path) -> Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    collect_files(path, &mut files)?;
+    let parts: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|(_, kind)| *kind == Kind::Parquet)
+        .map(|(p, _)| p)
+        .collect();
+    if parts.is_empty() {
+        return Err(Error::file(path, "the directory holds no Parquet files"));
+    }
+    Ok(parts)
+}
+
 fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, Kind)>) -> Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?

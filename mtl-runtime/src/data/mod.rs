@@ -40,6 +40,7 @@ mod write;
 
 pub use batch::{Batch, BatchOptions, BatchSource, Batches};
 pub use dataset::{ColumnValues, Dataset, Head};
+pub(crate) use files::parquet_parts;
 pub use layout::{ColumnKind, ColumnSlot, Layout};
 pub use policy::{ColumnRepairs, IdPolicy, LoadOptions, LoadReport, NullPolicy};
 pub use rows::Rows;

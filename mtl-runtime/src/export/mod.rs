@@ -395,14 +395,10 @@ fn write(
         .ok_or_else(|| Error::file(path, "is not a file path"))?;
     let data_name = format!("{file_name}.data");
     let data_path = path.with_file_name(&data_name);
-    let staged = |p: &Path| {
-        p.with_file_name(format!(
-            ".{}.{}.partial",
-            p.file_name().map_or("onnx".into(), |n| n.to_string_lossy()),
-            std::process::id()
-        ))
-    };
-    let (model_tmp, data_tmp) = (staged(path), staged(&data_path));
+    let (model_tmp, data_tmp) = (
+        crate::train::temporary_path(path),
+        crate::train::temporary_path(&data_path),
+    );
     let result = (|| -> Result<OnnxExport> {
         let mut data_file = if external {
             let f = std::fs::File::create(&data_tmp).map_err(|e| Error::io(&data_tmp, e))?;

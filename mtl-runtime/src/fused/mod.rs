@@ -589,34 +589,27 @@ impl Chunk {
                 continue;
             }
             let chain = &input.chains[t];
-            let logits: Vec<Vec<f32>> = chain
-                .iter()
-                .map(|&m| {
-                    let (out, _, ld) = ws.output_and_grad(plan, plan.heads[m]);
-                    (0..rows).map(|r| out[r * ld]).collect()
-                })
-                .collect();
+            // Per task (filled for the chain's members): its logit on every row.
+            let mut logits: Vec<Vec<f32>> = vec![Vec::new(); input.tasks.len()];
+            for &m in chain {
+                let (out, _, ld) = ws.output_and_grad(plan, plan.heads[m]);
+                logits[m] = (0..rows).map(|r| out[r * ld]).collect();
+            }
             let scale = input.loss_weights[t] / batch_rows as f32;
             let mut added = vec![vec![0.0f32; rows]; chain.len()];
-            let (mut z, mut g) = (vec![0.0f32; chain.len()], vec![0.0f32; chain.len()]);
-            let mut sum = 0.0f64;
-            for r in 0..rows {
-                let w = self.read.weights[t * rows + r];
-                if w == 0.0 {
-                    continue;
-                }
-                let y: f32 = chain
-                    .iter()
-                    .map(|&m| self.read.targets[m * rows + r])
-                    .product();
-                for (k, l) in logits.iter().enumerate() {
-                    z[k] = l[r];
-                }
-                sum += f64::from(w) * crate::loss::chain_row_loss_and_grads(&z, y, &mut g);
-                for (a, gk) in added.iter_mut().zip(&g) {
-                    a[r] = gk * scale * w;
-                }
-            }
+            let (targets, weights) = (&self.read.targets, &self.read.weights);
+            let sum = crate::loss::chain_batch_loss(
+                chain,
+                rows,
+                |m, r| logits[m][r],
+                |m, r| targets[m * rows + r],
+                |r| weights[t * rows + r],
+                |r, w, g| {
+                    for (a, gk) in added.iter_mut().zip(g) {
+                        a[r] = gk * scale * w;
+                    }
+                },
+            );
             for (&m, a) in chain.iter().zip(&added) {
                 let (_, grad, ld) = ws.output_and_grad(plan, plan.heads[m]);
                 for (r, v) in a.iter().enumerate() {

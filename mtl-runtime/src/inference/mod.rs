@@ -67,7 +67,8 @@ where
     /// name, dtype and shape, and the checksum are checked); optimizer state is not kept.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let mut trainer = Trainer::<M, Cpu>::build(Cpu::default(), TrainConfig::default())?;
+        let mut trainer =
+            Trainer::<M, Cpu>::build_unfilled(Cpu::default(), TrainConfig::default())?;
         let staged = trainer.stage_file(path)?;
         trainer.apply_weights(staged)?;
         Ok(Predictor {
@@ -78,7 +79,7 @@ where
 
     /// The weights of a trainer (e.g. right after `fit`), without its optimizer state.
     pub fn from_trainer(trainer: &Trainer<M, Cpu>) -> Result<Self> {
-        let mut own = Trainer::<M, Cpu>::build(Cpu::default(), TrainConfig::default())?;
+        let mut own = Trainer::<M, Cpu>::build_unfilled(Cpu::default(), TrainConfig::default())?;
         own.network = trainer.network.clone();
         own.embeddings = trainer.embeddings.clone();
         Ok(Predictor {

@@ -13,9 +13,10 @@ use dfdx::prelude::*;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::Predictor;
+use crate::data::parquet_parts;
 use crate::error::{Error, Result};
 use crate::model::{MtlModel, TaskNetwork};
-use crate::preprocess::parquet_reader::{parquet_files, render};
+use crate::preprocess::parquet_reader::render;
 use crate::preprocess::rows::Row;
 use crate::preprocess::{EncodeReport, Input};
 use crate::train::{with_predictions, ParquetSink};
@@ -90,7 +91,7 @@ where
         let mut report = EncodeReport::default();
         match input {
             Input::Parquet { path } => {
-                for file in parquet_files(path)? {
+                for file in parquet_parts(path)? {
                     let reader = File::open(&file).map_err(|e| Error::io(&file, e))?;
                     let reader = ParquetRecordBatchReaderBuilder::try_new(reader)
                         .and_then(|b| b.with_batch_size(batch_rows).build())

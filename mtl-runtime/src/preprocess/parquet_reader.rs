@@ -33,7 +33,7 @@ pub(crate) struct ParquetRows {
 
 impl ParquetRows {
     pub fn open(path: &Path) -> Result<ParquetRows> {
-        let files = parquet_files(path)?;
+        let files = crate::data::parquet_parts(path)?;
         let mut rows = ParquetRows {
             files,
             file_index: 0,
@@ -133,28 +133,6 @@ impl RowReader for ParquetRows {
     fn position(&self) -> (&Path, u64) {
         (&self.files[self.file_index], self.row_in_file)
     }
-}
-
-/// `path` itself, or the `.parquet` / `.parq` / `.pq` files of the directory `path` in name
-/// order.
-pub(crate) fn parquet_files(path: &Path) -> Result<Vec<PathBuf>> {
-    if !path.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| Error::io(path, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| ["parquet", "parq", "pq"].contains(&e))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(Error::file(path, "the directory holds no .parquet files"));
-    }
-    Ok(files)
 }
 
 /// Writes value `r` of `array` as text; the type's name when it has no text form here.

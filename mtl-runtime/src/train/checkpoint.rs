@@ -204,7 +204,7 @@ fn checksum<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [usize], &'a [u8
 }
 
 /// A temporary file name next to `path`, unique to this process and call.
-fn temporary_path(path: &Path) -> PathBuf {
+pub(crate) fn temporary_path(path: &Path) -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static CALLS: AtomicU64 = AtomicU64::new(0);
     let name = path
@@ -285,8 +285,8 @@ where
     M::Built: TaskNetwork<f32, D> + Clone,
     D: Device<f32>,
 {
-    /// Writes the checkpoint to `path` (atomically: `<path>.tmp`, then rename): the network,
-    /// the tables, both optimizers' state and the model's spec.
+    /// Writes the checkpoint to `path` atomically (a temporary file of its own beside it, then
+    /// a rename): the network, the tables, both optimizers' state and the model's spec.
     pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
         self.write_checkpoint(path.as_ref(), true)
     }

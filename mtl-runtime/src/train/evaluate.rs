@@ -135,33 +135,35 @@ where
                 all_targets.push(y);
             }
             for (i, (task, out)) in bound.tasks.iter().zip(&outputs).enumerate() {
-                scratch.targets.clone_from(&all_targets[i]);
-                task.weights(&view, &scratch.targets, &mut scratch.weights);
+                let targets = &all_targets[i];
+                task.weights(&view, targets, &mut scratch.weights);
                 if task.spec.given.is_some() {
                     let chain = &self.chains[i];
-                    let (mut z, mut g) = (vec![0.0f32; chain.len()], vec![0.0f32; chain.len()]);
+                    let weights = &scratch.weights;
+                    let sum = crate::loss::chain_batch_loss(
+                        chain,
+                        n,
+                        |m, r| outputs[m][r],
+                        |m, r| all_targets[m][r],
+                        |r| weights[r],
+                        |_, _, _| {},
+                    );
                     let (mut joint_logits, mut joint_y) =
                         (Vec::with_capacity(n), Vec::with_capacity(n));
                     // The conditional head is judged where every parent is positive.
                     let (mut cond_out, mut cond_y, mut cond_w) =
                         (Vec::new(), Vec::new(), Vec::new());
-                    let mut sum = 0.0f64;
+                    let mut z = vec![0.0f32; chain.len()];
                     for r in 0..n {
                         for (k, &m) in chain.iter().enumerate() {
                             z[k] = outputs[m][r];
                         }
-                        let y: f32 = chain.iter().map(|&m| all_targets[m][r]).product();
-                        let w = scratch.weights[r];
-                        if w != 0.0 {
-                            sum +=
-                                f64::from(w) * crate::loss::chain_row_loss_and_grads(&z, y, &mut g);
-                        }
                         joint_logits.push(crate::loss::chain_logit(&z));
-                        joint_y.push(y);
+                        joint_y.push(chain.iter().map(|&m| all_targets[m][r]).product());
                         if chain[1..].iter().all(|&m| all_targets[m][r] == 1.0) {
                             cond_out.push(out[r]);
-                            cond_y.push(scratch.targets[r]);
-                            cond_w.push(w);
+                            cond_y.push(targets[r]);
+                            cond_w.push(weights[r]);
                         }
                     }
                     let l = sum / n.max(1) as f64;
@@ -176,17 +178,12 @@ where
                     }
                     continue;
                 }
-                let l = host_task_loss(task.spec.kind, out, &scratch.targets, &scratch.weights);
+                let l = host_task_loss(task.spec.kind, out, targets, &scratch.weights);
                 task_loss_sums[i] += l * n as f64;
                 batch_total += f64::from(self.loss_weights[i]) * l;
-                plain[i].update(task.spec.kind, out, &scratch.targets, None);
+                plain[i].update(task.spec.kind, out, targets, None);
                 if !self.metrics[i].1.is_empty() {
-                    weighted[i].update(
-                        task.spec.kind,
-                        out,
-                        &scratch.targets,
-                        Some(&scratch.weights),
-                    );
+                    weighted[i].update(task.spec.kind, out, targets, Some(&scratch.weights));
                 }
             }
             batch_total += regularization + self.balance.as_ref().map_or(0.0, |b| b.regularizer());

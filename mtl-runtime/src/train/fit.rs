@@ -234,7 +234,7 @@ where
             self.epochs_done += 1;
             // Evaluation (and an early-stopping snapshot) reads the network.
             self.sync_from_engine()?;
-            let train_report = self.train_report(
+            let mut train_report = self.train_report(
                 loss_sum / rows as f64,
                 &task_sums,
                 rows,
@@ -242,7 +242,6 @@ where
                 last_total,
                 train_sample,
             )?;
-            let mut train_report = train_report;
             if self.balance.is_some() {
                 // The learnt weights at the end of the epoch, in the history and its curves.
                 for (t, w) in spec.tasks.iter().zip(&self.loss_weights) {

@@ -111,12 +111,7 @@ impl RunReport {
     /// Writes the page to `path` (whole or not at all).
     pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let tmp = path.with_file_name(format!(
-            ".{}.{}.partial",
-            path.file_name()
-                .map_or("report".into(), |n| n.to_string_lossy()),
-            std::process::id()
-        ));
+        let tmp = super::checkpoint::temporary_path(path);
         let written = std::fs::write(&tmp, self.to_html())
             .and_then(|()| std::fs::rename(&tmp, path))
             .map_err(|e| Error::io(path, e));

@@ -36,6 +36,7 @@ pub use config::{EarlyStopping, LrSchedule, Monitor, ReduceOnPlateau, TrainConfi
 pub use html::RunReport;
 pub use report::{EpochRecord, GateWeights, History, Report};
 
+pub(crate) use self::checkpoint::temporary_path;
 pub(crate) use self::dense_adam::is_kernel;
 use self::dense_adam::DenseAdam;
 pub use self::evaluate::joint_output_name;
@@ -207,12 +208,19 @@ where
     pub fn new(device: D, config: TrainConfig) -> Result<Self> {
         config.validate()?;
         crate::embedding::check_memory(M::SPEC, &config.embeddings)?;
-        Self::build(device, config)
+        let embeddings = Embeddings::new(M::SPEC, config.seed)?;
+        Self::build_with(device, config, embeddings)
     }
 
-    /// [`Trainer::new`] without the memory check, which counts the optimizer state and
-    /// gradients that scoring never allocates (`Predictor`).
-    pub(crate) fn build(device: D, config: TrainConfig) -> Result<Self> {
+    /// A trainer that only scores (`Predictor`): no memory check (it counts optimizer state
+    /// and gradients scoring never allocates), and tables that hold no weights until a model
+    /// file's or another trainer's are put in.
+    pub(crate) fn build_unfilled(device: D, config: TrainConfig) -> Result<Self> {
+        let embeddings = Embeddings::unfilled(M::SPEC)?;
+        Self::build_with(device, config, embeddings)
+    }
+
+    fn build_with(device: D, config: TrainConfig, embeddings: Embeddings) -> Result<Self> {
         let spec = M::SPEC;
         let mut network = M::try_build_on_device(&device)
             .map_err(|e| Error::invalid(format!("cannot build the network: {e:?}")))?;
@@ -229,7 +237,6 @@ where
                 )));
             }
         }
-        let embeddings = Embeddings::new(spec, config.seed)?;
         let dense_optimizer = DenseAdam::new(
             config.dense_lr as f32,
             [config.dense_betas[0] as f32, config.dense_betas[1] as f32],

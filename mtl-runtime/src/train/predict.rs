@@ -128,12 +128,7 @@ pub(crate) struct ParquetSink {
 
 impl ParquetSink {
     pub fn create(path: &Path) -> Result<ParquetSink> {
-        let tmp = path.with_file_name(format!(
-            ".{}.{}.partial",
-            path.file_name()
-                .map_or("predictions".into(), |n| n.to_string_lossy()),
-            std::process::id()
-        ));
+        let tmp = super::checkpoint::temporary_path(path);
         let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         Ok(ParquetSink {
             path: path.to_path_buf(),

@@ -189,7 +189,6 @@ where
         // every gradient by one factor.
         let dense_l2 = self.config.dense_l2;
         self.dense_optimizer.l2 = dense_l2 as f32;
-        self.dense_optimizer.grad_scale = 1.0;
         let mut scale = 1.0f32;
         if dense_l2 > 0.0 || self.config.clip_global_norm.is_some() {
             let (dense_sq, kernel_sq) = self
@@ -342,22 +341,18 @@ where
             let mut weights = Vec::new();
             task.weights(&view, &targets[t], &mut weights);
             let scale = self.loss_weights[t] / rows as f32;
-            let (mut z, mut g) = (vec![0.0f32; chain.len()], vec![0.0f32; chain.len()]);
-            let mut sum = 0.0f64;
-            for r in 0..rows {
-                let w = weights[r];
-                if w == 0.0 {
-                    continue;
-                }
-                let y: f32 = chain.iter().map(|&m| targets[m][r]).product();
-                for (k, &m) in chain.iter().enumerate() {
-                    z[k] = logits[m][r];
-                }
-                sum += f64::from(w) * crate::loss::chain_row_loss_and_grads(&z, y, &mut g);
-                for (&m, gk) in chain.iter().zip(&g) {
-                    grads[m][r] += gk * scale * w;
-                }
-            }
+            let sum = crate::loss::chain_batch_loss(
+                chain,
+                rows,
+                |m, r| logits[m][r],
+                |m, r| targets[m][r],
+                |r| weights[r],
+                |r, w, g| {
+                    for (&m, gk) in chain.iter().zip(g) {
+                        grads[m][r] += gk * scale * w;
+                    }
+                },
+            );
             joint[t] = sum / rows as f64;
         }
         Ok(Some((grads, joint)))

@@ -93,7 +93,7 @@ pub fn generate_data_with(
         other => {
             let closest = KNOWN_DATASETS
                 .iter()
-                .min_by_key(|k| edit_distance(k, other))
+                .min_by_key(|k| crate::error::edit_distance(k, other))
                 .copied()
                 .unwrap_or("tenrec-video");
             return Err(Error::invalid(format!(
@@ -124,21 +124,4 @@ pub(crate) fn stream(seed: u64, id: u64) -> ChaCha8Rng {
 
 pub(crate) fn normal(rng: &mut ChaCha8Rng) -> f64 {
     StandardNormal.sample(rng)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }

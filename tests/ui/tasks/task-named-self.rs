@@ -1,0 +1,13 @@
+use mtl::mtl_model;
+
+mtl_model! {
+    pub struct Model {
+        inputs: { user: categorical(cardinality = 10, dim = 4) },
+        body: mlp[8],
+        tasks: { self: binary },
+    }
+}
+
+fn main() {
+    let _ = Model::spec();
+}
