@@ -1,15 +1,18 @@
-//! ESMM against independent heads on synthetic tenrec-video, whose `like` fires only after a
-//! click (P(like) = P(click)·P(like | click)), against the generator's ceiling.
+//! ESMM and AITM against independent heads on synthetic tenrec-video, whose `like` fires only
+//! after a click (P(like) = P(click)·P(like | click)), against the generator's ceiling.
 //!
 //! ```text
 //! cargo run --release --example esmm [-- --rows 300000 --seeds 5 --epochs 3]
 //! ```
 //!
-//! Three shared-bottom models (body mlp[64, 32], towers mlp[16], inputs from the schema):
+//! Four shared-bottom models (body mlp[64, 32], towers mlp[16], inputs from the schema):
 //! - `independent`: `like` trained on every impression, its head predicts P(like) directly;
 //! - `clicked-only`: `like` trained on clicked rows (`sample_weight = click`), the usual CVR
 //!   model with its sample-selection bias; P(like) estimated as P(click)·P(like | click);
-//! - `esmm`: `like: binary(given = click)`, trained through P(click and like) on every row.
+//! - `esmm`: `like: binary(given = click)`, trained through P(click and like) on every row;
+//! - `aitm`: `like: binary(given = click, transfer = aitm)`: like's tower attends over what
+//!   click's tower passes on, its head predicts P(like) on every row, with the calibration loss;
+//!   P(like | click) estimated as P(like) / P(click).
 //!
 //! Reported on the validation split: the AUC of P(like) on every impression (ESMM's CTCVR),
 //! and the AUC of P(like | click) on clicked rows (its CVR; `independent` uses its P(like)
@@ -39,6 +42,10 @@ mtl_model! {
     pub struct Esmm {
         tasks: { click: binary(metrics = [auc]), like: binary(given = click, metrics = [auc]) },
     }
+
+    pub struct Aitm {
+        tasks: { click: binary(metrics = [auc]), like: binary(given = click, transfer = aitm, metrics = [auc]) },
+    }
 }
 
 type Failure = Box<dyn std::error::Error>;
@@ -66,6 +73,13 @@ where
     Ok(match M::SPEC.name {
         "Independent" => (like.clone(), like.clone()),
         "Esmm" => (p[2].clone(), like.clone()),
+        "Aitm" => (
+            like.clone(),
+            like.iter()
+                .zip(click)
+                .map(|(l, c)| l / c.max(1e-6))
+                .collect(),
+        ),
         _ => (
             click.iter().zip(like).map(|(c, l)| c * l).collect(),
             like.clone(),
@@ -95,11 +109,15 @@ fn main() -> Result<(), Failure> {
     let options = SyntheticOptions {
         mode: TargetMode::Signal,
         true_probabilities: true,
+        ..Default::default()
     };
-    let mut results: Vec<(&str, Vec<f64>, Vec<f64>)> = ["independent", "clicked-only", "esmm"]
-        .iter()
-        .map(|n| (*n, vec![], vec![]))
-        .collect();
+    // Per model: name, P(like) AUCs, P(like | click) AUCs, training seconds, per seed.
+    #[allow(clippy::type_complexity)]
+    let mut results: Vec<(&str, Vec<f64>, Vec<f64>, Vec<f64>)> =
+        ["independent", "clicked-only", "esmm", "aitm"]
+            .iter()
+            .map(|n| (*n, vec![], vec![], vec![]))
+            .collect();
     let mut ceiling = (Vec::new(), Vec::new());
     for seed in 0..seeds {
         let data = generate_data_with("tenrec-video", rows, &[0.8, 0.2], 100 + seed, &options)?;
@@ -128,12 +146,15 @@ fn main() -> Result<(), Failure> {
         let p_cvr: Vec<f32> = p_like.iter().zip(p_click).map(|(l, c)| l / c).collect();
         ceiling.0.push(joint_auc(p_like));
         ceiling.1.push(cvr_auc(&p_cvr));
-        for (name, joint, cvr) in results.iter_mut() {
+        for (name, joint, cvr, seconds) in results.iter_mut() {
+            let model_started = Instant::now();
             let (j, c) = match *name {
                 "independent" => scores::<Independent>(seed, epochs, train, valid)?,
                 "clicked-only" => scores::<ClickedOnly>(seed, epochs, train, valid)?,
-                _ => scores::<Esmm>(seed, epochs, train, valid)?,
+                "esmm" => scores::<Esmm>(seed, epochs, train, valid)?,
+                _ => scores::<Aitm>(seed, epochs, train, valid)?,
             };
+            seconds.push(model_started.elapsed().as_secs_f64());
             joint.push(joint_auc(&j));
             cvr.push(cvr_auc(&c));
         }
@@ -145,23 +166,26 @@ fn main() -> Result<(), Failure> {
     println!(
         "\ntenrec-video (signal), {rows} rows (80/20), {epochs} epochs, {seeds} seeds (mean ± std)"
     );
-    println!("| model | P(like) AUC, all impressions | P(like | click) AUC, clicked rows |");
-    println!("|---|---|---|");
-    for (name, joint, cvr) in &results {
+    println!("| model | P(like) AUC, all impressions | P(like | click) AUC, clicked rows | seconds (train + predict) |");
+    println!("|---|---|---|---|");
+    for (name, joint, cvr, seconds) in &results {
         let ((jm, js), (cm, cs)) = (mean_std(joint), mean_std(cvr));
-        println!("| {name} | {jm:.4} ± {js:.4} | {cm:.4} ± {cs:.4} |");
+        let (sm, _) = mean_std(seconds);
+        println!("| {name} | {jm:.4} ± {js:.4} | {cm:.4} ± {cs:.4} | {sm:.1} |");
     }
     let ((jm, js), (cm, cs)) = (mean_std(&ceiling.0), mean_std(&ceiling.1));
-    println!("| ceiling (true probabilities) | {jm:.4} ± {js:.4} | {cm:.4} ± {cs:.4} |");
+    println!("| ceiling (true probabilities) | {jm:.4} ± {js:.4} | {cm:.4} ± {cs:.4} | |");
     // Paired by seed (same data): the data's variation cancels.
-    println!("\npaired by seed, esmm minus the other model (mean ± std of the differences):");
-    let esmm = &results[2];
-    for (name, joint, cvr) in &results[..2] {
-        let d = |a: &[f64], b: &[f64]| {
-            mean_std(&a.iter().zip(b).map(|(x, y)| x - y).collect::<Vec<_>>())
-        };
-        let ((jm, js), (cm, cs)) = (d(&esmm.1, joint), d(&esmm.2, cvr));
-        println!("| esmm − {name} | {jm:+.4} ± {js:.4} | {cm:+.4} ± {cs:.4} |");
+    println!("\npaired by seed (mean ± std of the differences):");
+    let d =
+        |a: &[f64], b: &[f64]| mean_std(&a.iter().zip(b).map(|(x, y)| x - y).collect::<Vec<_>>());
+    for (model, other) in [(2, 0), (2, 1), (3, 0), (3, 1), (3, 2)] {
+        let (m, o) = (&results[model], &results[other]);
+        let ((jm, js), (cm, cs)) = (d(&m.1, &o.1), d(&m.2, &o.2));
+        println!(
+            "| {} − {} | {jm:+.4} ± {js:.4} | {cm:+.4} ± {cs:.4} |",
+            m.0, o.0
+        );
     }
     println!("total {:.0} s", started.elapsed().as_secs_f64());
     Ok(())

@@ -241,6 +241,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let options = SyntheticOptions {
                 mode: args.mode,
                 true_probabilities: false,
+                ..Default::default()
             };
             let mut splits =
                 generate_data_with("tenrec-video", args.rows, &[0.8, 0.2], args.seed, &options)?;

@@ -161,6 +161,8 @@
 //! | `tower = mlp[..]` or `tower = none` | the task's own tower | the `towers:` section |
 //! | `loss_weight = λ` | weight of the task's loss in the total (finite, ≥ 0) | 1.0 |
 //! | `given = parent` | binary tasks only: the head predicts P(task \| parent) and the model trains P(task and parent) = P(parent)·P(task \| parent) on every row (ESMM, Ma et al. SIGIR 2018), see below | none |
+//! | `transfer = esmm \| aitm` | with `given`: `esmm` multiplies (above), `aitm` transfers the parent's tower output into this task's by attention and adds a calibration loss (AITM, Xi et al. KDD 2021), see below | `esmm` |
+//! | `calibration = κ` | with `transfer = aitm`: weight of the calibration loss (finite, ≥ 0) | 0.6 |
 //! | `class_weights = (neg, pos)` | per-row weight from the task's own target (binary only) | none |
 //! | `sample_weight = col` or `[col, ..]` | per-row weights from feature/target columns, multiplied; a binary column restricts the task to that column's sample space (`like` only where `click = 1`); `as_number(col)` weighs by the ids of a categorical column | none |
 //! | `metrics = [..]` | metrics reported unweighted | per kind, see above |
@@ -178,6 +180,22 @@
 //! and ONNX exports add the `conversion/joint_output` column after the tasks. The parent must
 //! be another binary task of the model and chains may not form a cycle: compile errors on the
 //! `given` value.
+//!
+//! ### Attention transfer: `given = parent, transfer = aitm` (AITM)
+//! `purchase: binary(given = click, transfer = aitm)` builds AITM's adaptive information
+//! transfer ([`Aitm`](mtl_runtime::nn::Aitm)): click's tower output `p` passes through an
+//! info layer `i = relu(W·p + b)` (to purchase's tower width), purchase's tower output `q` and
+//! `i` are scored by `⟨W_Q·u, W_K·u⟩/√C`, and purchase's head reads their softmax-weighted sum of
+//! `W_V·u`. The head predicts P(purchase) end to end, on every row, against the `purchase`
+//! target itself (which should be the joint label: a purchase without a click is 0), and the
+//! loss adds the behavioural-expectation calibrator `κ·mean_rows max(P(purchase) − P(click), 0)`
+//! to purchase's loss (it is weighted by purchase's `loss_weight` too; κ is `calibration`, 0.6
+//! by default as in the paper's code, which sums over the batch where this takes the mean).
+//! Nothing is multiplied: there is no joint output, and metrics are on every row. Chains work
+//! (a transfer reads its parent's own transferred representation); the parent's checks are
+//! `given`'s. The parameters are `transfers.<task>.{info.weight, info.bias, query, key,
+//! value}`. AITM models train on the generic dfdx path (the fused engine has no attention op)
+//! and cannot be exported to ONNX yet (a clear error says so); `Predictor` serves them.
 //!
 //! ### `loss_balancing`
 //! `fixed` sums `λ_t·L_t` with the declared `loss_weight`s. `uncertainty` learns one

@@ -12,6 +12,7 @@ fn generate(mode: TargetMode, rows: usize, seed: u64) -> Dataset {
     let options = SyntheticOptions {
         mode,
         true_probabilities: true,
+        ..Default::default()
     };
     generate_data_with("tenrec-video", rows, &[1.0], seed, &options)
         .unwrap()

@@ -427,6 +427,7 @@ fn training_on_signal_data_lifts_click_auc_toward_the_ceiling() {
     let options = SyntheticOptions {
         mode: TargetMode::Signal,
         true_probabilities: false,
+        ..Default::default()
     };
     let splits = generate_data_with("tenrec-video", 250_000, &[0.8, 0.2], 5, &options).unwrap();
     let mut config = TrainConfig::default()
@@ -544,6 +545,7 @@ fn early_stopping_restores_the_best_epoch() {
     let options = SyntheticOptions {
         mode: TargetMode::Merlin,
         true_probabilities: false,
+        ..Default::default()
     };
     let splits = generate_data_with("tenrec-video", 4_000, &[0.5, 0.5], 2, &options).unwrap();
     // Noise targets: validation loss stops improving quickly.

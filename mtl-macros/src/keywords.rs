@@ -28,6 +28,8 @@ pub const MAX_MLP_LAYERS: usize = 36;
 pub const MAX_WIDTH: usize = 1 << 20;
 /// Embedding-table rows: ids are 32-bit.
 pub const MAX_CARDINALITY: usize = 1 << 32;
+/// Positions a list input reads per row (`max_len`), as datasets hold at most.
+pub const MAX_LIST_LEN: usize = 4096;
 /// Classes of a multiclass task.
 pub const MAX_CLASSES: usize = 1 << 20;
 /// Experts of one kind (`experts`, `task_experts`, `shared_experts`).

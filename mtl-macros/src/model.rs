@@ -25,6 +25,9 @@ pub struct SchemaFile {
 pub struct Feature {
     pub name: String,
     pub kind: FeatureKind,
+    /// Where the feature is declared (its key in `inputs`, or the model's name when inferred
+    /// from the schema): errors about the feature as a whole point here.
+    pub span: Span,
 }
 
 pub enum FeatureKind {
@@ -32,10 +35,19 @@ pub enum FeatureKind {
         cardinality: u64,
         dim: usize,
         table: String,
+        /// A list (multi-hot) input: how many positions it reads and how it pools them.
+        list: Option<ListInput>,
     },
     Continuous {
         width: usize,
     },
+}
+
+/// A categorical input over a list column: `max_len` positions per row, pooled by `combiner`.
+#[derive(Clone, Copy)]
+pub struct ListInput {
+    pub max_len: usize,
+    pub combiner: mtl_runtime::spec::Combiner,
 }
 
 impl Feature {
@@ -283,6 +295,8 @@ pub struct Task {
     /// `given = parent`: the binary task this one is conditional on (ESMM), with the spans of
     /// the `given` key and of the parent's name.
     pub given: Option<Given>,
+    /// `transfer = aitm` (with `given`): AITM instead of ESMM's product.
+    pub transfer: Option<Transfer>,
     pub class_weights: Option<(f64, f64)>,
     pub sample_weights: Vec<String>,
     pub metrics: Vec<&'static str>,
@@ -297,6 +311,15 @@ pub struct Given {
     pub value: Span,
 }
 
+/// A task's `transfer = aitm`: its tower output attends over the information its `given`
+/// parent's tower passes on, and `calibration` weighs the calibration loss.
+pub struct Transfer {
+    pub calibration: f64,
+}
+
+/// AITM's calibration weight when `calibration` is not given (the paper's reference code).
+pub const DEFAULT_CALIBRATION: f64 = 0.6;
+
 impl Model {
     pub fn input_width(&self) -> usize {
         self.features.iter().map(Feature::width).sum()
@@ -309,6 +332,40 @@ impl Model {
             Body::Custom { width, .. } => *width,
             Body::Moe(m) => m.expert.out_width(),
         }
+    }
+
+    /// The tasks with an AITM transfer paired with their parent's index, parents before
+    /// children (a parent's own transfer, along a chain, comes first). The DSL's checks have
+    /// refused unknown parents and cycles before code is generated.
+    pub fn aitm_order(&self) -> Vec<(usize, usize)> {
+        let parent_of = |t: &Task| {
+            let given = t.given.as_ref()?;
+            t.transfer.as_ref()?;
+            self.tasks.iter().position(|p| p.name == given.parent)
+        };
+        let mut order: Vec<(usize, usize)> = Vec::new();
+        let mut left: Vec<(usize, usize)> = self
+            .tasks
+            .iter()
+            .enumerate()
+            .filter_map(|(c, t)| parent_of(t).map(|p| (c, p)))
+            .collect();
+        while !left.is_empty() {
+            let before = left.len();
+            let mut i = 0;
+            while i < left.len() {
+                let (_, p) = left[i];
+                if left.iter().any(|&(c, _)| c == p) {
+                    i += 1;
+                } else {
+                    order.push(left.remove(i));
+                }
+            }
+            if left.len() == before {
+                order.append(&mut left);
+            }
+        }
+        order
     }
 
     pub fn body_description(&self) -> String {

@@ -17,9 +17,9 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::{Batch, ColumnKind, Layout};
+use crate::data::{Batch, ColumnKind, Layout, NO_ID};
 use crate::error::{Error, Result};
-use crate::spec::{FeatureKind, ModelSpec};
+use crate::spec::{Combiner, FeatureKind, ModelSpec};
 
 /// One table: `rows × dim` weights, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +45,23 @@ pub(crate) struct FeatureSlot {
     pub table: usize,
     pub offset: usize,
     pub dim: usize,
+    /// Id positions read per row: 1 for a scalar feature, the list positions for a list
+    /// feature (its id slots are `slot..slot + positions`, [`NO_ID`] where a row's list ends).
+    pub positions: usize,
+    /// Whether the positions are pooled (a list feature), and how.
+    pub pooling: Option<Combiner>,
+}
+
+impl FeatureSlot {
+    /// The pooling factor of row `r`'s ids `ids(k)` (`k < positions`): 1 for a scalar feature,
+    /// the combiner's for the number of ids present in a list.
+    #[inline(always)]
+    pub(crate) fn scale(&self, ids: impl Fn(usize) -> u32) -> f32 {
+        match self.pooling {
+            None => 1.0,
+            Some(c) => c.scale((0..self.positions).filter(|&k| ids(k) != NO_ID).count()),
+        }
+    }
 }
 
 /// The embedding tables of a model.
@@ -219,14 +236,23 @@ impl Embeddings {
                         .join(", ")
                 ))
             })?;
-            let want = match f.kind {
-                FeatureKind::Categorical => ColumnKind::Ids,
-                FeatureKind::Continuous => ColumnKind::Floats,
+            let want = match (f.kind, f.is_list()) {
+                (FeatureKind::Categorical, false) => ColumnKind::Ids,
+                (FeatureKind::Categorical, true) => ColumnKind::IdLists,
+                (FeatureKind::Continuous, _) => ColumnKind::Floats,
             };
             if col.kind != want {
+                let what = |k: ColumnKind| match k {
+                    ColumnKind::Ids => "a categorical column of one id per row",
+                    ColumnKind::IdLists => "a list column (several ids per row)",
+                    ColumnKind::Floats => "a numeric column",
+                };
                 return Err(Error::invalid(format!(
-                    "model input `{}` is {:?} but the dataset column is decoded as {:?}; check its tags in the schema",
-                    f.name, f.kind, col.kind
+                    "model input `{}` needs {} but the dataset's column is {}; check its tags \
+                     and value_count in the schema, or the input's declaration",
+                    f.name,
+                    what(want),
+                    what(col.kind)
                 )));
             }
             if f.kind == FeatureKind::Continuous && f.dim != 1 {
@@ -256,6 +282,13 @@ impl Embeddings {
                     table,
                     offset: f.offset,
                     dim: f.dim,
+                    // A model reading fewer positions than the data holds reads the first ones.
+                    positions: if f.is_list() {
+                        f.max_len.min(col.width)
+                    } else {
+                        1
+                    },
+                    pooling: f.is_list().then_some(f.combiner),
                 },
                 col.slot,
             ));
@@ -275,7 +308,7 @@ impl Embeddings {
         out.resize(b * w, 0.0);
         for (f, slot) in &binding.features {
             match f.kind {
-                FeatureKind::Categorical => {
+                FeatureKind::Categorical if f.pooling.is_none() => {
                     let table = &self.tables[f.table];
                     for (r, &id) in batch.ids_at(*slot).iter().enumerate() {
                         if id as usize >= table.rows {
@@ -283,6 +316,28 @@ impl Embeddings {
                         }
                         out[r * w + f.offset..r * w + f.offset + f.dim]
                             .copy_from_slice(table.row(id as usize));
+                    }
+                }
+                FeatureKind::Categorical => {
+                    // A list: the pooled rows of the ids present.
+                    let table = &self.tables[f.table];
+                    let positions: Vec<&[u32]> =
+                        (0..f.positions).map(|k| batch.ids_at(slot + k)).collect();
+                    for r in 0..b {
+                        let scale = f.scale(|k| positions[k][r]);
+                        let x = &mut out[r * w + f.offset..r * w + f.offset + f.dim];
+                        for p in &positions {
+                            let id = p[r];
+                            if id == NO_ID {
+                                continue;
+                            }
+                            if id as usize >= table.rows {
+                                return Err(id_beyond_table(id, f.name, table));
+                            }
+                            for (x, v) in x.iter_mut().zip(table.row(id as usize)) {
+                                *x += scale * v;
+                            }
+                        }
                     }
                 }
                 FeatureKind::Continuous => {
@@ -370,34 +425,41 @@ fn for_each_row_gradient(
     mut f: impl FnMut(usize, usize, &[f32]),
 ) {
     let w = binding.input_width;
-    let mut pairs: Vec<(u32, u32, u16)> = Vec::new(); // (id, batch row, feature index)
+    // (id, batch row, feature index, pooling factor)
+    let mut pairs: Vec<(u32, u32, u16, f32)> = Vec::new();
     for (t, &(rows, dim)) in shapes.iter().enumerate() {
         pairs.clear();
         for (fi, (f, slot)) in binding.features.iter().enumerate() {
-            if f.kind == FeatureKind::Categorical && f.table == t {
+            if f.kind != FeatureKind::Categorical || f.table != t {
+                continue;
+            }
+            let positions: Vec<&[u32]> = (0..f.positions).map(|k| batch.ids_at(slot + k)).collect();
+            for r in 0..batch.len() {
+                let scale = f.scale(|k| positions[k][r]);
+                // Each id of a list gets its share of the pooled vector's gradient.
                 pairs.extend(
-                    batch
-                        .ids_at(*slot)
+                    positions
                         .iter()
-                        .enumerate()
-                        .map(|(r, &id)| (id.min(rows as u32 - 1), r as u32, fi as u16)),
+                        .map(|p| p[r])
+                        .filter(|&id| id != NO_ID)
+                        .map(|id| (id.min(rows as u32 - 1), r as u32, fi as u16, scale)),
                 );
             }
         }
         if pairs.is_empty() {
             continue;
         }
-        pairs.sort_unstable();
+        pairs.sort_unstable_by_key(|&(id, r, fi, _)| (id, r, fi));
         let mut sum = vec![0.0f32; dim];
         let mut i = 0;
         while i < pairs.len() {
             let id = pairs[i].0;
             sum.iter_mut().for_each(|s| *s = 0.0);
             while i < pairs.len() && pairs[i].0 == id {
-                let (_, r, fi) = pairs[i];
+                let (_, r, fi, scale) = pairs[i];
                 let off = r as usize * w + binding.features[fi as usize].0.offset;
                 for (s, g) in sum.iter_mut().zip(&grad[off..off + dim]) {
-                    *s += g;
+                    *s += scale * g;
                 }
                 i += 1;
             }

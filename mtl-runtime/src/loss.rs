@@ -48,6 +48,12 @@ fn source(layout: &Layout, column: &str, task: &str, role: &str) -> Result<Sourc
     Ok(match c.kind {
         ColumnKind::Floats => Source::Floats(c.slot),
         ColumnKind::Ids => Source::Ids(c.slot),
+        ColumnKind::IdLists => {
+            return Err(Error::invalid(format!(
+                "task `{task}`: {role} column `{column}` is a list column; a {role} holds one \
+                 value per row"
+            )))
+        }
     })
 }
 
@@ -294,6 +300,20 @@ pub fn chain_probability(z: &[f32]) -> f32 {
 pub fn chain_logit(z: &[f32]) -> f32 {
     let (ln_t, one_minus_t) = chain_log_joint(z);
     (ln_t - one_minus_t.ln()) as f32
+}
+
+/// AITM's behavioural-expectation calibrator on one row: `max(σ(z_c) − σ(z_p), 0)` for a
+/// child's logit `z_c` and its parent's `z_p` (a conversion should not be likelier than the
+/// click it needs), with its gradients `(∂/∂z_c, ∂/∂z_p) = (σ'(z_c), −σ'(z_p))` where the
+/// child's probability is above and `(0, 0)` elsewhere. Returns `(value, ∂/∂z_c, ∂/∂z_p)`.
+pub fn calibration_row(z_child: f32, z_parent: f32) -> (f64, f32, f32) {
+    let sigmoid = |x: f32| 1.0 / (1.0 + (-f64::from(x)).exp());
+    let (c, p) = (sigmoid(z_child), sigmoid(z_parent));
+    if c > p {
+        (c - p, (c * (1.0 - c)) as f32, (-p * (1.0 - p)) as f32)
+    } else {
+        (0.0, 0.0, 0.0)
+    }
 }
 
 /// The task loss `Σ wᵢ·ℓᵢ / B` of outputs `out` (`[B, W]` row-major) computed on the host.

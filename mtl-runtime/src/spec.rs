@@ -29,6 +29,53 @@ pub struct FeatureSpec {
     pub offset: usize,
     /// Embedding-table name: features with the same table share it (Merlin's domain name).
     pub table: &'static str,
+    /// A list (multi-hot) feature: the list positions read per row (0 for a scalar feature).
+    /// Its embedding is the pooled `combiner` of the looked-up rows, `dim` wide.
+    pub max_len: usize,
+    /// How a list feature pools its rows (ignored for scalar features).
+    pub combiner: Combiner,
+}
+
+impl FeatureSpec {
+    /// Whether this is a list (multi-hot) feature.
+    pub fn is_list(&self) -> bool {
+        self.max_len > 0
+    }
+}
+
+/// How a list feature pools the embeddings of its n ids (Merlin's `sequence_combiner`): over
+/// the ids present in the row, so an empty list gives zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Combiner {
+    /// `Σ e_i`.
+    Sum,
+    /// `Σ e_i / n` (Merlin's default).
+    #[default]
+    Mean,
+    /// `Σ e_i / √n`.
+    Sqrtn,
+}
+
+impl Combiner {
+    /// The factor on `Σ e_i` for a list of `n` ids (0 for an empty list).
+    #[inline(always)]
+    pub fn scale(self, n: usize) -> f32 {
+        match (self, n) {
+            (_, 0) => 0.0,
+            (Combiner::Sum, _) => 1.0,
+            (Combiner::Mean, n) => 1.0 / n as f32,
+            (Combiner::Sqrtn, n) => 1.0 / (n as f32).sqrt(),
+        }
+    }
+
+    /// The DSL keyword.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Combiner::Sum => "sum",
+            Combiner::Mean => "mean",
+            Combiner::Sqrtn => "sqrtn",
+        }
+    }
 }
 
 /// What a task predicts.
@@ -127,6 +174,24 @@ pub struct TaskSpec {
     /// model trains and outputs P(task and parent) = P(parent)·P(task | parent) (multiplied
     /// along the whole chain of parents) on every row. See [`crate::loss::chain_row_loss_and_grads`].
     pub given: Option<&'static str>,
+    /// `given = parent, transfer = aitm` (AITM): the task's tower output attends over itself and
+    /// the information its parent's tower passes on ([`crate::nn::Aitm`]), its head predicts
+    /// the end-to-end probability on every row against its own target, and a calibration term
+    /// pushes its probability below the parent's. Such a task has `given: None`: nothing is
+    /// multiplied.
+    pub aitm: Option<AitmSpec>,
+}
+
+/// A task's AITM transfer (Xi et al., KDD 2021): which task passes information on, and the
+/// weight κ of the behavioural-expectation calibrator `κ·mean_rows max(p_task − p_parent, 0)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AitmSpec {
+    /// The parent task (binary), whose tower output (or its own transferred representation,
+    /// along a chain) the info layer reads.
+    pub parent: &'static str,
+    /// κ, the calibration weight (the DSL's `calibration = ..`, 0.6 by default as in the
+    /// paper's code).
+    pub calibration: f32,
 }
 
 /// The whole model.
@@ -234,6 +299,36 @@ impl ModelSpec {
         }
     }
 
+    /// The tasks with an AITM transfer, parents before children: the order the network
+    /// computes the transfers in, so that a parent's own transfer (along a chain) is done first.
+    pub fn aitm_order(&self) -> Vec<usize> {
+        let parent = |t: usize| {
+            let name = self.tasks[t].aitm?.parent;
+            self.tasks.iter().position(|p| p.name == name)
+        };
+        let mut left: Vec<usize> = (0..self.tasks.len())
+            .filter(|&t| self.tasks[t].aitm.is_some())
+            .collect();
+        let mut order = Vec::with_capacity(left.len());
+        while !left.is_empty() {
+            let before = left.len();
+            // Place every task whose parent is not itself still waiting.
+            let waiting = left.clone();
+            left.retain(|&t| {
+                let blocked = parent(t).is_some_and(|p| waiting.contains(&p));
+                if !blocked {
+                    order.push(t);
+                }
+                blocked
+            });
+            if left.len() == before {
+                // A cycle (the DSL refuses them): keep the declared order.
+                order.append(&mut left);
+            }
+        }
+        order
+    }
+
     /// The tasks declared with `given` (ESMM), in task order: each adds a joint output
     /// `<task>/joint_output`.
     pub fn chained_tasks(&self) -> Vec<usize> {
@@ -297,7 +392,15 @@ impl ModelSpec {
                     None => (0, self.body_width as u128),
                 };
                 let w = t.kind.output_width() as u128;
-                tower + out * w + w
+                // AITM: the info layer (parent width → this width, with bias) and the bias-free
+                // query, key and value projections.
+                let transfer = t.aitm.map_or(0, |a| {
+                    let parent_width = self.task(a.parent).map_or(0, |p| {
+                        p.tower.map_or(self.body_width, |m| m.out_width()) as u128
+                    });
+                    parent_width * out + out + 3 * out * out
+                });
+                tower + out * w + w + transfer
             })
             .sum();
         Some(body + towers)

@@ -35,10 +35,29 @@ pub fn write_summary(
     for feature in spec.features {
         let (kind, params) = match feature.kind {
             FeatureKind::Categorical => {
-                let p = feature.cardinality * feature.dim;
+                // A shared table counts once, at its first feature.
+                let first = spec
+                    .features
+                    .iter()
+                    .find(|f| f.kind == FeatureKind::Categorical && f.table == feature.table)
+                    .is_some_and(|f| f.name == feature.name);
+                let p = if first {
+                    feature.cardinality * feature.dim
+                } else {
+                    0
+                };
+                let pooled = if feature.is_list() {
+                    format!(
+                        ", {} of up to {} ids",
+                        feature.combiner.keyword(),
+                        feature.max_len
+                    )
+                } else {
+                    String::new()
+                };
                 (
                     format!(
-                        "embedding {} x {} (table `{}`)",
+                        "embedding {} x {} (table `{}`{pooled})",
                         feature.cardinality, feature.dim, feature.table
                     ),
                     p,
@@ -50,7 +69,14 @@ pub fn write_summary(
         rows.push([
             format!("inputs.{}", feature.name),
             kind,
-            format!("[B] -> [B, {}] at column {}", feature.dim, feature.offset),
+            if feature.is_list() {
+                format!(
+                    "[B, {}] -> [B, {}] at column {}",
+                    feature.max_len, feature.dim, feature.offset
+                )
+            } else {
+                format!("[B] -> [B, {}] at column {}", feature.dim, feature.offset)
+            },
             params.to_string(),
         ]);
     }

@@ -97,6 +97,7 @@ pub fn resolve(def: &ModelDef, shared: &[&Entry]) -> (Option<Model>, Errors) {
             }
         },
     };
+    rules::shared_tables_agree(&features, &mut errors);
     let body = match sections.get("body") {
         Some(e) => body::body(&e.value, &mut errors),
         None => {

@@ -57,6 +57,11 @@ impl<'a> Options<'a> {
         found
     }
 
+    /// Whether option `name` is written (without taking it).
+    pub fn peek(&self, name: &str) -> bool {
+        self.items.iter().any(|(k, _)| *k == name)
+    }
+
     /// `take` when `wanted`; otherwise the option stays unused (and `finish` reports it).
     pub fn take_if(&mut self, wanted: bool, name: &str) -> Option<(&'a Ident, Option<&'a Value>)> {
         if wanted {

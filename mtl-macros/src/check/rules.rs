@@ -4,7 +4,7 @@ use mtl_runtime::spec::MoeKind;
 use syn::ext::IdentExt;
 
 use super::Errors;
-use crate::model::{Body, Task};
+use crate::model::{Body, Feature, FeatureKind, Task};
 use crate::parse::{Entry, Value};
 
 /// `shared` names the shared gate and expert group of `moe`, `cgc` and `ple` bodies (fields and
@@ -128,6 +128,36 @@ pub fn inputs_not_excluded(inputs: Option<&Entry>, exclude: Option<&Entry>, erro
                     name.unraw()
                 ),
             );
+        }
+    }
+}
+
+/// Features that share an embedding table (the schema's domain name, or `table = ..`) agree on
+/// its shape: one table has one row count and one dim. Reported on the later feature.
+pub fn shared_tables_agree(features: &[Feature], errors: &mut Errors) {
+    for (i, f) in features.iter().enumerate() {
+        let FeatureKind::Categorical {
+            cardinality,
+            dim,
+            table,
+            ..
+        } = &f.kind
+        else {
+            continue;
+        };
+        let first = features[..i].iter().find_map(|g| match &g.kind {
+            FeatureKind::Categorical {
+                cardinality: c,
+                dim: d,
+                table: t,
+                ..
+            } if t == table => Some((g, *c, *d)),
+            _ => None,
+        });
+        if let Some((g, c, d)) = first {
+            if (c, d) != (*cardinality, *dim) {
+                errors.at(f.span, format!("`{}` and `{}` share embedding table `{table}` but declare {} x {} and {c} x {d} (rows x dim); one table has one shape: give both the same cardinality and dim", f.name, g.name, cardinality, dim));
+            }
         }
     }
 }

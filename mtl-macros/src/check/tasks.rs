@@ -209,6 +209,10 @@ pub fn explicit_tasks(
                 _ => {}
             }
         }
+        if column.is_some_and(|c| c.is_list()) {
+            errors.at(target_span, format!("target `{target}` is a list column in the schema: it holds several values per row, and a task's target is one value per row"));
+            continue;
+        }
         // What the schema says the target holds: its tags and its int domain.
         let regression_column =
             column.is_some_and(|c| c.has_tag(&Tag::Regression) || c.has_tag(&Tag::Continuous));
@@ -308,6 +312,10 @@ pub fn explicit_tasks(
                     errors.at(col.span(), format!("sample weight column `{c}` is neither a feature nor a target of this model"));
                     continue;
                 }
+                if schema.is_some_and(|(_, s)| s.get(&c).is_some_and(|col| col.is_list())) {
+                    errors.at(col.span(), format!("`{c}` is a list column: it holds several values per row, and a sample weight is one number per row"));
+                    continue;
+                }
                 // Ids as weights is ambiguous (codes, not amounts): it takes an explicit opt-in.
                 let ids = holds_ids(&c, schema.map(|(_, s)| s), id_inputs);
                 match (ids, as_number) {
@@ -328,7 +336,9 @@ pub fn explicit_tasks(
             Some((k, v)) => metric_list(v, k, kind, &name, errors),
             None => Vec::new(),
         };
-        let given = match opts.take("given") {
+        let given_key = opts.take("given");
+        let given_written = given_key.is_some();
+        let given = match given_key {
             Some((k, Some(v))) => match v.as_ident() {
                 Some(parent) => Some(crate::model::Given {
                     parent: parent.unraw().to_string(),
@@ -352,6 +362,55 @@ pub fn explicit_tasks(
             }
             None => None,
         };
+        // A `transfer` reported as wrong: its `calibration` then makes no second error.
+        let mut transfer_failed = true;
+        let transfer = match opts.take("transfer") {
+            Some((k, v)) => {
+                let kind = v.and_then(Value::as_ident).map(|i| i.unraw().to_string());
+                match kind.as_deref() {
+                    // A wrong `given` was reported already.
+                    Some("aitm" | "esmm") if given.is_none() && given_written => None,
+                    Some("aitm") if given.is_none() => {
+                        errors.at(k.span(), format!("`transfer = aitm` passes information from a parent task's tower into this one's: name the parent with `given`, e.g. `{name}: binary(given = click, transfer = aitm)`"));
+                        None
+                    }
+                    Some("aitm") => {
+                        transfer_failed = false;
+                        Some(crate::model::Transfer {
+                            calibration: crate::model::DEFAULT_CALIBRATION,
+                        })
+                    }
+                    Some("esmm") if given.is_none() => {
+                        errors.at(k.span(), format!("`transfer = esmm` multiplies this task's probability by its parent's: name the parent with `given`, e.g. `{name}: binary(given = click)`"));
+                        None
+                    }
+                    Some("esmm") => {
+                        transfer_failed = false;
+                        None
+                    }
+                    _ => {
+                        errors.at(v.map_or(k.span(), Value::span), "`transfer` is `esmm` (the default with `given`: P(task and parent) = P(parent)·P(task | parent)) or `aitm` (attention over the parent's tower output, with a calibration loss)");
+                        None
+                    }
+                }
+            }
+            None => {
+                transfer_failed = false;
+                None
+            }
+        };
+        let transfer = match (transfer, opts.take("calibration")) {
+            (Some(_), Some((k, v))) => {
+                weight(v, k, errors).map(|calibration| crate::model::Transfer { calibration })
+            }
+            // A wrong `transfer` was reported already.
+            (None, Some(_)) if transfer_failed => None,
+            (None, Some((k, _))) => {
+                errors.at(k.span(), "`calibration` weighs AITM's calibration loss; it needs `transfer = aitm` (and `given = parent`)");
+                None
+            }
+            (transfer, None) => transfer,
+        };
         let tower = match opts.take("tower") {
             Some((_, Some(v))) => {
                 if v.as_ident().is_some_and(|i| i == "none") {
@@ -368,6 +427,8 @@ pub fn explicit_tasks(
         };
         let mut accepted = vec![
             "given",
+            "transfer",
+            "calibration",
             "target",
             "loss_weight",
             "class_weights",
@@ -388,6 +449,7 @@ pub fn explicit_tasks(
             loss_weight,
             loss_weight_span,
             given,
+            transfer,
             class_weights,
             sample_weights,
             metrics,
@@ -474,6 +536,7 @@ fn schema_targets(
             loss_weight: 1.0,
             loss_weight_span: None,
             given: None,
+            transfer: None,
             class_weights: None,
             sample_weights: Vec::new(),
             metrics: kind.runtime().default_metrics().to_vec(),

@@ -2,12 +2,67 @@
 //! static input width, and `TaskNetwork`, the run-time-width view the trainer uses.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 use syn::Ident;
 
 use super::network::{h_idents, BodyCode};
 use super::{private, Names};
 use crate::model::Model;
+
+/// Each task's tower, AITM transfer and head, binding the task's output to its name, from the
+/// body outputs `h`. A task whose representation feeds an AITM child is fanned out (one use per
+/// child plus its own head); transfers run parents first.
+fn task_passes(model: &Model, tasks: &[Ident], h: &[Ident], train: bool) -> TokenStream {
+    let p = private();
+    let forward = if train {
+        quote!(try_forward_mut)
+    } else {
+        quote!(try_forward)
+    };
+    let q: Vec<Ident> = tasks.iter().map(|t| format_ident!("__q_{}", t)).collect();
+    let aitm = model.aitm_order();
+    let towers = tasks
+        .iter()
+        .zip(h)
+        .zip(&q)
+        .map(|((t, hi), qi)| quote!(let #qi = self.towers.#t.#forward(#hi)?;));
+    // A parent is fanned out once its own representation is final: after its own transfer
+    // when it is an AITM child itself, else right after the towers.
+    let is_parent = |t: usize| aitm.iter().any(|&(_, parent)| parent == t);
+    let is_child = |t: usize| aitm.iter().any(|&(c, _)| c == t);
+    let fan = |t: usize| {
+        let (qi, fi) = (&q[t], format_ident!("__fan_{}", tasks[t]));
+        quote!(let mut #fi = #p::nn::Fanout::new(#qi);)
+    };
+    let first_fans = (0..tasks.len())
+        .filter(|&t| is_parent(t) && !is_child(t))
+        .map(fan);
+    let transfers = aitm.iter().map(|&(c, parent)| {
+        let (qc, t) = (&q[c], &tasks[c]);
+        let fp = format_ident!("__fan_{}", tasks[parent]);
+        let then_fan = if is_parent(c) { fan(c) } else { quote!() };
+        quote! {
+            let #qc = self.transfers.#t.try_transfer(#qc, #fp.next())?;
+            #then_fan
+        }
+    });
+    let heads = tasks.iter().enumerate().map(|(i, t)| {
+        let input = if is_parent(i) {
+            let fi = format_ident!("__fan_{}", t);
+            quote!(#fi.next())
+        } else {
+            let qi = &q[i];
+            quote!(#qi)
+        };
+        quote!(let #t = self.heads.#t.#forward(#input)?;)
+    });
+    quote! {
+        #(#towers)*
+        #(#first_fans)*
+        #(#transfers)*
+        #(#heads)*
+    }
+}
 
 pub fn expand(model: &Model, names: &Names, tasks: &[Ident], body: &BodyCode) -> TokenStream {
     let p = private();
@@ -21,12 +76,8 @@ pub fn expand(model: &Model, names: &Names, tasks: &[Ident], body: &BodyCode) ->
     let name_str = name.to_string();
     let input_width = model.input_width();
     let h = h_idents(tasks);
-    let infer_tasks = tasks.iter().zip(&h).map(
-        |(t, hi)| quote!(let #t = self.heads.#t.try_forward(self.towers.#t.try_forward(#hi)?)?;),
-    );
-    let train_tasks = tasks.iter().zip(&h).map(
-        |(t, hi)| quote!(let #t = self.heads.#t.try_forward_mut(self.towers.#t.try_forward_mut(#hi)?)?;),
-    );
+    let infer_tasks = task_passes(model, tasks, &h, false);
+    let train_tasks = task_passes(model, tasks, &h, true);
     let (bound, infer_body, train_body) = (&body.bound, &body.infer, &body.train);
     let gate_weights = &body.gate_weights;
     quote! {
@@ -40,7 +91,7 @@ pub fn expand(model: &Model, names: &Names, tasks: &[Ident], body: &BodyCode) ->
                 #[allow(unused_imports)]
                 use #tp::{Module as _, PutTape as _, SplitTape as _, RealizeTo as _};
                 #infer_body
-                #(#infer_tasks)*
+                #infer_tasks
                 ::core::result::Result::Ok(#outputs { #(#tasks),* })
             }
         }
@@ -57,7 +108,7 @@ pub fn expand(model: &Model, names: &Names, tasks: &[Ident], body: &BodyCode) ->
                 #[allow(unused_imports)]
                 use #tp::{ModuleMut as _, PutTape as _, SplitTape as _, RealizeTo as _};
                 #train_body
-                #(#train_tasks)*
+                #train_tasks
                 ::core::result::Result::Ok(#outputs { #(#tasks),* })
             }
         }

@@ -52,6 +52,8 @@ pub struct Names {
     pub network: Ident,
     pub towers: Ident,
     pub heads: Ident,
+    /// The AITM transfers (a network field only when a task has one).
+    pub transfers: Ident,
     pub outputs: Ident,
 }
 
@@ -62,6 +64,7 @@ impl Names {
             network: format_ident!("{}Network", model),
             towers: format_ident!("{}Towers", model),
             heads: format_ident!("{}Heads", model),
+            transfers: format_ident!("{}Transfers", model),
             outputs: format_ident!("{}Outputs", model),
         }
     }

@@ -67,6 +67,49 @@ pub fn head_type(input: usize, width: usize) -> TokenStream {
     quote!(#p::nn::Dense<#input, #width, #p::nn::Linear, 0, #p::nn::NoNorm, E, D>)
 }
 
+/// The AITM transfers struct (one [`Aitm`](mtl_runtime::nn::Aitm) field per task with
+/// `transfer = aitm`, parameters `transfers.<task>.*`) and its `TensorCollection` impl; nothing
+/// when no task has one.
+fn transfer_struct(
+    model: &Model,
+    names: &Names,
+    tasks: &[Ident],
+    aitm: &[(usize, usize)],
+) -> TokenStream {
+    if aitm.is_empty() {
+        return quote!();
+    }
+    let p = private();
+    let tp = quote!(#p::dfdx::prelude);
+    let vis = &model.vis;
+    let (transfers, network) = (&names.transfers, &names.network);
+    let fields: Vec<(String, Ident)> = aitm
+        .iter()
+        .map(|&(c, _)| (model.tasks[c].name.clone(), tasks[c].clone()))
+        .collect();
+    let idents: Vec<&Ident> = fields.iter().map(|(_, i)| i).collect();
+    let tys = aitm.iter().map(|&(c, parent)| {
+        let width = head_input(model, &model.tasks[c]);
+        let parent_width = head_input(model, &model.tasks[parent]);
+        quote!(#p::nn::Aitm<#parent_width, #width, E, D>)
+    });
+    let visit = visit_fields(transfers, &fields, quote!());
+    let doc =
+        format!("The AITM transfers of [`{network}`], one field per task with `transfer = aitm`.");
+    quote! {
+        #[doc = #doc]
+        #[derive(Debug, Clone)]
+        #vis struct #transfers<E: #tp::Dtype, D: #tp::Device<E>> {
+            #(pub #idents: #tys,)*
+        }
+
+        impl<E: #p::nn::Float, D: #tp::Device<E>> #tp::TensorCollection<E, D> for #transfers<E, D> {
+            type To<E2: #tp::Dtype, D2: #tp::Device<E2>> = #transfers<E2, D2>;
+            #visit
+        }
+    }
+}
+
 /// `visit_fields` for named fields, nesting tuples of at most six.
 pub fn visit_fields(ty: &Ident, fields: &[(String, Ident)], extra: TokenStream) -> TokenStream {
     let p = private();
@@ -225,6 +268,7 @@ pub fn expand(model: &Model, names: &Names, tasks: &[Ident], body: &BodyCode) ->
         network,
         towers,
         heads,
+        transfers,
         outputs,
     } = names;
     let body_width = model.body_width();
@@ -254,13 +298,22 @@ pub fn expand(model: &Model, names: &Names, tasks: &[Ident], body: &BodyCode) ->
         quote!(_types: ::core::marker::PhantomData),
     );
     let heads_visit = visit_fields(heads, &task_fields, quote!());
-    let net_fields: Vec<(String, Ident)> = body
-        .field_names
+    let aitm = model.aitm_order();
+    let mut net_names: Vec<&str> = body.field_names.iter().map(String::as_str).collect();
+    net_names.extend(["towers", "heads"]);
+    if !aitm.is_empty() {
+        net_names.push("transfers");
+    }
+    let net_fields: Vec<(String, Ident)> = net_names
         .iter()
-        .map(String::as_str)
-        .chain(["towers", "heads"])
         .map(|n| (n.to_string(), format_ident!("{}", n)))
         .collect();
+    let transfer_items = transfer_struct(model, names, tasks, &aitm);
+    let transfers_field = if aitm.is_empty() {
+        quote!()
+    } else {
+        quote!(pub transfers: #transfers<E, D>,)
+    };
     let net_visit = visit_fields(network, &net_fields, quote!());
     let input_width = model.input_width();
     let doc_net = format!("The built network of [`{name}`]: `body`, then per task `towers.<task>` and `heads.<task>`. Maps `[B, {input_width}]` to [`{outputs}`].");
@@ -279,7 +332,10 @@ pub fn expand(model: &Model, names: &Names, tasks: &[Ident], body: &BodyCode) ->
             #body_fields
             pub towers: #towers<E, D>,
             pub heads: #heads<E, D>,
+            #transfers_field
         }
+
+        #transfer_items
 
         #[doc = #doc_towers]
         #[derive(Debug, Clone)]

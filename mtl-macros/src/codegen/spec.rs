@@ -72,27 +72,39 @@ pub fn expand(model: &Model, names: &Names) -> TokenStream {
     let mut offset = 0usize;
     let features = model.features.iter().map(|f| {
         let fname = &f.name;
-        let (kind, cardinality, dim, table) = match &f.kind {
+        let (kind, cardinality, dim, table, list) = match &f.kind {
             FeatureKind::Categorical {
                 cardinality,
                 dim,
                 table,
+                list,
             } => (
                 quote!(Categorical),
                 *cardinality as usize,
                 *dim,
                 table.clone(),
+                *list,
             ),
             FeatureKind::Continuous { width } => {
-                (quote!(Continuous), 0usize, *width, fname.clone())
+                (quote!(Continuous), 0usize, *width, fname.clone(), None)
             }
         };
+        let max_len = list.map_or(0, |l| l.max_len);
+        let combiner = format_ident!(
+            "{}",
+            match list.map(|l| l.combiner).unwrap_or_default() {
+                mtl_runtime::spec::Combiner::Sum => "Sum",
+                mtl_runtime::spec::Combiner::Mean => "Mean",
+                mtl_runtime::spec::Combiner::Sqrtn => "Sqrtn",
+            }
+        );
         let off = offset;
         offset += dim;
         quote! {
             #p::spec::FeatureSpec {
                 name: #fname, kind: #p::spec::FeatureKind::#kind, cardinality: #cardinality,
-                dim: #dim, offset: #off, table: #table,
+                dim: #dim, offset: #off, table: #table, max_len: #max_len,
+                combiner: #p::spec::Combiner::#combiner,
             }
         }
     });
@@ -116,12 +128,25 @@ pub fn expand(model: &Model, names: &Names) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         let sw = &t.sample_weights;
-        let given = match &t.given {
-            Some(g) => {
+        // `given` alone is ESMM's product; with `transfer = aitm` it names AITM's parent.
+        let none = quote!(::core::option::Option::None);
+        let (given, aitm) = match (&t.given, &t.transfer) {
+            (Some(g), None) => {
                 let parent = &g.parent;
-                quote!(::core::option::Option::Some(#parent))
+                (quote!(::core::option::Option::Some(#parent)), none.clone())
             }
-            None => quote!(::core::option::Option::None),
+            (Some(g), Some(transfer)) => {
+                let parent = &g.parent;
+                let calibration = transfer.calibration as f32;
+                (
+                    none.clone(),
+                    quote!(::core::option::Option::Some(#p::spec::AitmSpec {
+                        parent: #parent,
+                        calibration: #calibration,
+                    })),
+                )
+            }
+            (None, _) => (none.clone(), none.clone()),
         };
         let metrics = &t.metrics;
         let weighted = &t.weighted_metrics;
@@ -137,7 +162,7 @@ pub fn expand(model: &Model, names: &Names) -> TokenStream {
                 name: #tname, output_name: #output_name, target: #target, kind: #kind,
                 loss_weight: #lw, class_weights: #cw, sample_weights: &[#(#sw),*],
                 metrics: &[#(#metrics),*], weighted_metrics: &[#(#weighted),*], tower: #tower,
-                given: #given,
+                given: #given, aitm: #aitm,
             }
         }
     });

@@ -38,6 +38,17 @@ pub fn expand(model: &Model, names: &Names, tasks: &[Ident], body: &BodyCode) ->
             #p::summary::Block { name: #head_name, kind: #head_desc, input: #hin, output: #w, params: <_ as #tp::NumParams<E, D>>::num_trainable_params(&self.heads.#ident) }
         });
     }
+    // AITM transfers after the towers and heads, in the order the network computes them.
+    for (c, parent) in model.aitm_order() {
+        let name = format!("transfers.{}", model.tasks[c].name);
+        let kind = format!("aitm(from {})", model.tasks[parent].name);
+        let input = head_input(model, &model.tasks[parent]);
+        let output = head_input(model, &model.tasks[c]);
+        let ident = &tasks[c];
+        blocks.push(quote! {
+            #p::summary::Block { name: #name, kind: #kind, input: #input, output: #output, params: <_ as #tp::NumParams<E, D>>::num_trainable_params(&self.transfers.#ident) }
+        });
+    }
     quote! {
         impl<E: #p::nn::Float, D: #tp::Device<E>> ::core::fmt::Display for #network<E, D>
         {

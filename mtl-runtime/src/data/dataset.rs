@@ -13,7 +13,7 @@ use super::batch::{BatchOptions, Batches};
 use super::buffers::ColumnBuffers;
 use super::decode::{Decoder, RowOrigin};
 use super::files::Source;
-use super::layout::{ColumnKind, Layout};
+use super::layout::{ColumnKind, Layout, NO_ID};
 use super::policy::{LoadOptions, LoadReport};
 use crate::error::{Error, Result};
 use crate::schema::Schema;
@@ -134,6 +134,32 @@ impl Dataset {
                     data.floats[col.slot] = v;
                     len
                 }
+                (ColumnKind::IdLists, ColumnValues::IdLists(lists)) => {
+                    let len = lists.len();
+                    for k in 0..col.width {
+                        data.ids[col.slot + k] = Vec::with_capacity(len);
+                    }
+                    for (r, list) in lists.iter().enumerate() {
+                        if list.len() > col.width {
+                            return Err(Error::invalid(format!(
+                                "column `{name}`: row {r} holds {} ids, more than the schema's \
+                                 value_count.max {}",
+                                list.len(),
+                                col.width
+                            )));
+                        }
+                        if let Some(&bad) = list.iter().find(|&&id| id == NO_ID) {
+                            return Err(Error::invalid(format!(
+                                "column `{name}`: row {r} holds id {bad}, which marks an empty \
+                                 list position"
+                            )));
+                        }
+                        for k in 0..col.width {
+                            data.ids[col.slot + k].push(list.get(k).copied().unwrap_or(NO_ID));
+                        }
+                    }
+                    len
+                }
                 (kind, _) => {
                     return Err(Error::invalid(format!(
                         "column `{name}` must be given as {kind:?} (its schema tags decide)"
@@ -160,6 +186,21 @@ impl Dataset {
             report: LoadReport::default(),
             files: Vec::new(),
         })
+    }
+
+    /// The ids of list column `column` in row `row` (`None`: not a list column, or no such
+    /// row).
+    pub fn id_list(&self, column: &str, row: usize) -> Option<Vec<u32>> {
+        let c = self.layout.get(column)?;
+        if c.kind != ColumnKind::IdLists || row >= self.num_rows() {
+            return None;
+        }
+        Some(
+            (0..c.width)
+                .map(|k| self.data.ids[c.slot + k][row])
+                .take_while(|&id| id != NO_ID)
+                .collect(),
+        )
     }
 
     /// The data files it was read from (empty for a dataset built in memory).
@@ -364,6 +405,8 @@ fn check_fractions(fractions: &[f64]) -> Result<()> {
 pub enum ColumnValues {
     Ids(Vec<u32>),
     Floats(Vec<f32>),
+    /// One list of ids per row (a list column), at most its `value_count.max` long.
+    IdLists(Vec<Vec<u32>>),
 }
 
 /// The first rows of a dataset; `Display` prints them as a table.
@@ -382,6 +425,14 @@ impl fmt::Display for Head<'_> {
                 let mut row = vec![r.to_string()];
                 row.extend(layout.columns().iter().map(|c| match c.kind {
                     ColumnKind::Ids => self.dataset.data.ids[c.slot][r].to_string(),
+                    ColumnKind::IdLists => {
+                        let ids: Vec<String> = (0..c.width)
+                            .map(|k| self.dataset.data.ids[c.slot + k][r])
+                            .take_while(|&id| id != NO_ID)
+                            .map(|id| id.to_string())
+                            .collect();
+                        format!("[{}]", ids.join(", "))
+                    }
                     ColumnKind::Floats => {
                         let v = self.dataset.data.floats[c.slot][r];
                         if c.schema.dtype.is_integer() {

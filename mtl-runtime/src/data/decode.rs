@@ -12,7 +12,7 @@ use arrow_array::{Array, ArrowPrimitiveType, PrimitiveArray, RecordBatch};
 use arrow_schema::DataType;
 
 use super::buffers::ColumnBuffers;
-use super::layout::{ColumnKind, ColumnSlot, Layout};
+use super::layout::{ColumnKind, ColumnSlot, Layout, NO_ID};
 use super::policy::{IdPolicy, LoadReport, NullPolicy};
 use crate::error::{Error, Result};
 
@@ -92,6 +92,10 @@ impl Decoder<'_> {
                     let dst = &mut out.ids[col.slot];
                     self.ids_column(col, array.as_ref(), dst, origin, report)?;
                 }
+                ColumnKind::IdLists => {
+                    let dst = &mut out.ids[col.slot..col.slot + col.width];
+                    self.id_lists_column(col, array.as_ref(), dst, origin, report)?;
+                }
                 ColumnKind::Floats => {
                     let dst = &mut out.floats[col.slot];
                     let bad = self.floats_column(col, array.as_ref(), dst, origin)?;
@@ -161,6 +165,118 @@ impl Decoder<'_> {
                     format!(
                         "{} rows hold null ids; first at {}. Fill them in the data, or load with \
                          IdPolicy::MapToOov to map them to the out-of-vocabulary index 0",
+                        nulls.count,
+                        origin.describe(*row)
+                    ),
+                ));
+            }
+        }
+        let rep = report.column(name);
+        rep.out_of_range_ids += out_of_range.count;
+        rep.null_ids += nulls.count;
+        Ok(())
+    }
+
+    /// Decodes a list column into its `width` position buffers (`NO_ID` past each row's
+    /// length). A null list is empty; elements are checked like scalar ids (range and nulls,
+    /// under the same [`IdPolicy`]); a row longer than the width is an error.
+    fn id_lists_column(
+        &self,
+        col: &ColumnSlot,
+        array: &dyn Array,
+        dst: &mut [Vec<u32>],
+        origin: RowOrigin,
+        report: &mut LoadReport,
+    ) -> Result<()> {
+        let name = &col.schema.name;
+        let (offsets, values): (Vec<usize>, &dyn Array) = match array.data_type() {
+            DataType::List(_) => {
+                let list = array.as_list::<i32>();
+                let offsets = list.value_offsets().iter().map(|&o| o as usize).collect();
+                (offsets, list.values().as_ref())
+            }
+            DataType::LargeList(_) => {
+                let list = array.as_list::<i64>();
+                let offsets = list.value_offsets().iter().map(|&o| o as usize).collect();
+                (offsets, list.values().as_ref())
+            }
+            DataType::FixedSizeList(_, size) => {
+                let list = array.as_fixed_size_list();
+                // A sliced fixed-size list slices its values too: offsets start at 0.
+                let size = (*size).max(0) as usize;
+                let offsets = (0..=list.len()).map(|r| r * size).collect();
+                (offsets, list.values().as_ref())
+            }
+            other => return Err(self.unsupported(col, other.clone())),
+        };
+        let mut elements: Vec<Option<i128>> = Vec::with_capacity(values.len());
+        for_each_int(values, |_, v| elements.push(v)).map_err(|dt| self.unsupported(col, dt))?;
+        // The largest id a list may hold: its domain's max, below the empty-position marker.
+        let (min, max) = col.schema.int_domain().unwrap_or((0, i64::from(NO_ID - 1)));
+        let max = i128::from(max.min(i64::from(NO_ID - 1)));
+        let min = i128::from(min.max(0));
+        let (mut out_of_range, mut nulls) = (Offenders::default(), Offenders::default());
+        let width = dst.len();
+        for buffer in dst.iter_mut() {
+            buffer.reserve(array.len());
+        }
+        for row in 0..array.len() {
+            let (start, end) = if array.is_null(row) {
+                (0, 0)
+            } else {
+                (offsets[row], offsets[row + 1])
+            };
+            if end - start > width {
+                return Err(Error::column(
+                    self.file,
+                    name,
+                    format!(
+                        "{} holds {} ids, more than the schema's value_count.max {width}; raise \
+                         value_count.max in the schema, or truncate the lists when \
+                         preprocessing",
+                        origin.describe(row),
+                        end - start
+                    ),
+                ));
+            }
+            for (k, buffer) in dst.iter_mut().enumerate() {
+                let id = match elements.get(start + k).filter(|_| start + k < end) {
+                    None => NO_ID,
+                    Some(Some(v)) if (min..=max).contains(v) => *v as u32,
+                    Some(Some(v)) => {
+                        out_of_range.note(row, || v.to_string());
+                        0
+                    }
+                    Some(None) => {
+                        nulls.note(row, String::new);
+                        0
+                    }
+                };
+                buffer.push(id);
+            }
+        }
+        if self.ids == IdPolicy::Error {
+            if let Some((row, value)) = &out_of_range.first {
+                return Err(Error::column(
+                    self.file,
+                    name,
+                    format!(
+                        "{} list elements hold ids outside [{min}, {max}] (the schema's domain); \
+                         first at {}: {value}. Fix the data or the schema's domain max, or load \
+                         with IdPolicy::MapToOov to map them to the out-of-vocabulary index 0",
+                        out_of_range.count,
+                        origin.describe(*row)
+                    ),
+                ));
+            }
+            if let Some((row, _)) = &nulls.first {
+                return Err(Error::column(
+                    self.file,
+                    name,
+                    format!(
+                        "{} list elements are null; first at {}. Fill them in the data, or load \
+                         with IdPolicy::MapToOov to map them to the out-of-vocabulary index 0 \
+                         (a null list, as opposed to a null element, is read as empty)",
                         nulls.count,
                         origin.describe(*row)
                     ),

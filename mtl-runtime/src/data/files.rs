@@ -164,6 +164,11 @@ impl Source {
                 let dt = field.data_type();
                 let ok = match col.kind {
                     ColumnKind::Ids => dt.is_integer(),
+                    ColumnKind::IdLists => match dt {
+                        DataType::List(f) | DataType::LargeList(f) => f.data_type().is_integer(),
+                        DataType::FixedSizeList(f, _) => f.data_type().is_integer(),
+                        _ => false,
+                    },
                     ColumnKind::Floats => {
                         dt.is_integer() || dt.is_floating() || *dt == DataType::Boolean
                     }
@@ -171,6 +176,9 @@ impl Source {
                 if !ok {
                     let expected = match col.kind {
                         ColumnKind::Ids => "integer ids (int8/16/32/64 or uint8/16/32/64)",
+                        ColumnKind::IdLists => {
+                            "lists of integer ids (list, large_list or fixed_size_list of int8/16/32/64 or uint8/16/32/64)"
+                        }
                         ColumnKind::Floats => "numbers (int8/16/32/64, float16/32/64 or bool)",
                     };
                     return Err(Error::column(

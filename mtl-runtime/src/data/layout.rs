@@ -1,9 +1,15 @@
 //! Which schema columns a dataset decodes, and into what.
 //!
-//! Training needs two kinds of column: categorical ids (indices into embedding tables, `u32`)
-//! and numbers (continuous features, targets, weights, anything else numeric, `f32`). The
-//! [`Layout`] fixes, once per dataset, the kind and storage slot of every loaded column so that
-//! batches can hand out `&[u32]` / `&[f32]` slices without per-row work.
+//! Training needs three kinds of column: categorical ids (indices into embedding tables, `u32`),
+//! lists of ids (multi-hot features: a user's recent categories, an item's tags) and numbers
+//! (continuous features, targets, weights, anything else numeric, `f32`). The [`Layout`] fixes,
+//! once per dataset, the kind and storage slot of every loaded column so that batches can hand
+//! out `&[u32]` / `&[f32]` slices without per-row work.
+//!
+//! A list column is held at a fixed width W, its schema's `value_count.max`: W consecutive id
+//! slots, position k of every row in slot `slot + k`, positions past a row's length holding
+//! [`NO_ID`]. Every row operation (batching, shuffling, splitting) then treats it as W plain id
+//! columns, and a batch of it is a `[B, W]` padded matrix.
 
 use std::collections::HashMap;
 
@@ -15,16 +21,29 @@ use crate::schema::{ColumnSchema, DType, Schema, Tag};
 pub enum ColumnKind {
     /// Categorical ids (`CATEGORICAL` tag), checked against `[0, domain.max]`.
     Ids,
+    /// A categorical list column (Merlin's `is_list`): up to `width` ids per row, each checked
+    /// like a scalar id, held in `width` consecutive id slots (see the module docs).
+    IdLists,
     /// Any other numeric column: continuous features, targets, weights.
     Floats,
 }
+
+/// An empty position of a list column (past the row's length).
+pub const NO_ID: u32 = u32::MAX;
+
+/// The widest list column a dataset holds (positions per row).
+pub const MAX_LIST_WIDTH: u64 = 4096;
 
 /// One decoded column: its schema, kind and the index of its buffer among columns of that kind.
 #[derive(Debug, Clone)]
 pub struct ColumnSlot {
     pub schema: ColumnSchema,
     pub kind: ColumnKind,
+    /// The first buffer index among columns of its kind (`Ids` and `IdLists` share the id
+    /// buffers).
     pub slot: usize,
+    /// Buffers the column takes: 1, or a list column's width W (slots `slot..slot + W`).
+    pub width: usize,
 }
 
 impl ColumnSlot {
@@ -65,33 +84,9 @@ impl Layout {
             n_floats: 0,
         };
         for c in schema {
-            if c.is_list() {
-                return Err(Error::invalid(format!(
-                    "column `{}` is a list column; list features are not supported yet: \
-                     drop it with schema.without(&[\"{}\"])",
-                    c.name, c.name
-                )));
-            }
-            let kind = if c.tags.contains(&Tag::Categorical) {
-                if c.dtype.is_float() || c.dtype == DType::String {
-                    return Err(Error::invalid(format!(
-                        "column `{}` is tagged categorical but its dtype is {}: categorical \
-                         columns must hold integer ids (encode it first, e.g. with Categorify)",
-                        c.name, c.dtype
-                    )));
-                }
-                ColumnKind::Ids
-            } else if c.dtype == DType::String {
-                return Err(Error::invalid(format!(
-                    "column `{}` holds strings, which cannot be trained on directly: encode it \
-                     into integer ids first, or drop it with schema.without(&[\"{}\"])",
-                    c.name, c.name
-                )));
-            } else {
-                ColumnKind::Floats
-            };
+            let (kind, width) = Self::decoded_as(c)?;
             let slot = match kind {
-                ColumnKind::Ids => &mut layout.n_ids,
+                ColumnKind::Ids | ColumnKind::IdLists => &mut layout.n_ids,
                 ColumnKind::Floats => &mut layout.n_floats,
             };
             layout.by_name.insert(c.name.clone(), layout.columns.len());
@@ -99,10 +94,65 @@ impl Layout {
                 schema: c.clone(),
                 kind,
                 slot: *slot,
+                width,
             });
-            *slot += 1;
+            *slot += width;
         }
         Ok(layout)
+    }
+
+    /// How column `c` is decoded and how many buffers it takes.
+    fn decoded_as(c: &ColumnSchema) -> Result<(ColumnKind, usize)> {
+        let categorical = c.tags.contains(&Tag::Categorical);
+        if categorical && (c.dtype.is_float() || c.dtype == DType::String) {
+            return Err(Error::invalid(format!(
+                "column `{}` is tagged categorical but its dtype is {}: categorical \
+                 columns must hold integer ids (encode it first, e.g. with Categorify)",
+                c.name, c.dtype
+            )));
+        }
+        if c.is_list() {
+            if !categorical {
+                return Err(Error::invalid(format!(
+                    "column `{}` is a list column that is not categorical: lists of ids are \
+                     supported (tag it `categorical`), lists of numbers not yet; drop it with \
+                     schema.without(&[\"{}\"])",
+                    c.name, c.name
+                )));
+            }
+            let width = match c.value_count().and_then(|d| d.max) {
+                Some(w) if (1..=MAX_LIST_WIDTH).contains(&w) => w as usize,
+                Some(0) | None => {
+                    return Err(Error::invalid(format!(
+                        "list column `{}` has no maximum length in the schema: set \
+                         `value_count {{ min: 0 max: N }}` (properties.value_count in \
+                         schema.json) to the longest list, N ≥ 1; datasets hold lists at that \
+                         fixed width",
+                        c.name
+                    )))
+                }
+                Some(w) => {
+                    return Err(Error::invalid(format!(
+                        "list column `{}` allows lists of {w} ids (value_count.max), more than \
+                         the {MAX_LIST_WIDTH} a dataset holds per row; truncate the lists when \
+                         preprocessing",
+                        c.name
+                    )))
+                }
+            };
+            return Ok((ColumnKind::IdLists, width));
+        }
+        if categorical {
+            Ok((ColumnKind::Ids, 1))
+        } else if c.dtype == DType::String {
+            Err(Error::invalid(format!(
+                "column `{}` holds strings, which cannot be trained on directly: encode it \
+                 into integer ids first, or drop it with schema.without(&[\"{}\"])",
+                c.name, c.name
+            )))
+        } else {
+            Ok((ColumnKind::Floats, 1))
+        }
     }
 
     pub fn columns(&self) -> &[ColumnSlot] {
@@ -113,6 +163,7 @@ impl Layout {
         self.by_name.get(name).map(|&i| &self.columns[i])
     }
 
+    /// Id buffers (a list column counts its width).
     pub fn num_id_columns(&self) -> usize {
         self.n_ids
     }

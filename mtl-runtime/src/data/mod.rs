@@ -41,7 +41,7 @@ mod write;
 pub use batch::{Batch, BatchOptions, BatchSource, Batches};
 pub use dataset::{ColumnValues, Dataset, Head};
 pub(crate) use files::parquet_parts;
-pub use layout::{ColumnKind, ColumnSlot, Layout};
+pub use layout::{ColumnKind, ColumnSlot, Layout, MAX_LIST_WIDTH, NO_ID};
 pub use policy::{ColumnRepairs, IdPolicy, LoadOptions, LoadReport, NullPolicy};
 pub use rows::Rows;
 pub use stream::{

@@ -10,14 +10,15 @@ use std::sync::Arc;
 
 use arrow_array::{
     ArrayRef, BooleanArray, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array,
-    Int8Array, RecordBatch, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
+    Int8Array, ListArray, RecordBatch, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
 };
+use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use arrow_schema::Field;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use super::layout::ColumnKind;
+use super::layout::{ColumnKind, NO_ID};
 use super::Dataset;
 use crate::error::{Error, Result};
 use crate::schema::DType;
@@ -115,8 +116,8 @@ impl Dataset {
             self.layout(),
             &names,
             range.len(),
-            |n| self.ids(n).map(|v| &v[range.clone()]),
-            |n| self.floats(n).map(|v| &v[range.clone()]),
+            |slot| &self.buffers().ids[slot][range.clone()],
+            |slot| &self.buffers().floats[slot][range.clone()],
         )
     }
 }
@@ -128,20 +129,20 @@ impl super::Batch {
             self.layout(),
             names,
             self.len(),
-            |n| self.ids(n),
-            |n| self.floats(n),
+            |slot| self.ids_at(slot),
+            |slot| self.floats_at(slot),
         )
     }
 }
 
 /// Columns `names` of `layout` as an Arrow record batch of `rows` rows (no columns is fine),
-/// their values from `ids` / `floats`.
+/// their values from the id and float buffers of each slot (`ids(slot)`, `floats(slot)`).
 fn columns_record_batch<'a>(
     layout: &super::Layout,
     names: &[&str],
     rows: usize,
-    ids: impl Fn(&str) -> Option<&'a [u32]>,
-    floats: impl Fn(&str) -> Option<&'a [f32]>,
+    ids: impl Fn(usize) -> &'a [u32],
+    floats: impl Fn(usize) -> &'a [f32],
 ) -> Result<RecordBatch> {
     let mut fields = Vec::new();
     let mut arrays: Vec<ArrayRef> = Vec::new();
@@ -151,20 +152,50 @@ fn columns_record_batch<'a>(
             .ok_or_else(|| Error::invalid(format!("column `{name}` is not in the dataset")))?;
         // Every decoded value (u32 id or f32) is exact as f64; `typed` narrows it to the
         // schema dtype. Ids default to int64, other columns to float32.
+        let id_dtype = if col.schema.dtype.is_integer() {
+            col.schema.dtype
+        } else {
+            DType::Int64
+        };
         let array = match col.kind {
-            ColumnKind::Ids => {
-                let v = ids(name).unwrap_or_default();
-                let dtype = if col.schema.dtype.is_integer() {
-                    col.schema.dtype
-                } else {
-                    DType::Int64
-                };
-                typed(dtype, v.iter().map(|&x| f64::from(x)))
+            ColumnKind::Ids => typed(id_dtype, ids(col.slot).iter().map(|&x| f64::from(x))),
+            ColumnKind::IdLists => {
+                // Each row's ids up to its first empty position, as a list<int>.
+                let positions: Vec<&[u32]> = (0..col.width).map(|k| ids(col.slot + k)).collect();
+                let mut offsets = Vec::with_capacity(rows + 1);
+                let mut values = Vec::new();
+                offsets.push(0i32);
+                for r in 0..rows {
+                    values.extend(
+                        positions
+                            .iter()
+                            .map(|p| p[r])
+                            .take_while(|&id| id != NO_ID)
+                            .map(f64::from),
+                    );
+                    let end = i32::try_from(values.len()).map_err(|_| {
+                        Error::invalid(format!(
+                            "column `{name}` holds more than 2^31 list elements in one batch; \
+                             write fewer rows per file"
+                        ))
+                    })?;
+                    offsets.push(end);
+                }
+                let values = typed(id_dtype, values.into_iter());
+                let field = Arc::new(Field::new_list_field(values.data_type().clone(), false));
+                let list = ListArray::try_new(
+                    field,
+                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                    values,
+                    None,
+                )
+                .map_err(|e| Error::invalid(format!("column `{name}`: {e}")))?;
+                Arc::new(list)
             }
-            ColumnKind::Floats => {
-                let v = floats(name).unwrap_or_default();
-                typed(col.schema.dtype, v.iter().map(|&x| f64::from(x)))
-            }
+            ColumnKind::Floats => typed(
+                col.schema.dtype,
+                floats(col.slot).iter().map(|&x| f64::from(x)),
+            ),
         };
         fields.push(Field::new(*name, array.data_type().clone(), false));
         arrays.push(array);

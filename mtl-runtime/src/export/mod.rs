@@ -21,7 +21,8 @@
 //!   2 GB limit (or when asked), in one external data file beside it (`<file>.data`,
 //!   64-byte aligned), which ONNX Runtime and tract read from the model's directory.
 //!
-//! Models with batch normalisation or a custom body are not exported (an error says which).
+//! Models with batch normalisation, a custom body or an AITM transfer are not exported (an
+//! error says which).
 //!
 //! Files: `proto` (the ONNX protobuf messages), `graph` (building nodes and initializers).
 
@@ -130,6 +131,13 @@ pub fn onnx(
         }
         width += f.dim;
         match f.kind {
+            FeatureKind::Categorical if f.is_list() => {
+                return Err(Error::invalid(format!(
+                    "input `{}` is a list feature; pooled list lookups are not exported to ONNX \
+                     yet (score it with `Predictor`)",
+                    f.name
+                )));
+            }
             FeatureKind::Categorical => {
                 let table = tables.iter().find(|t| t.name == f.table).ok_or_else(|| {
                     Error::invalid(format!("no embedding table `{}` to export", f.table))

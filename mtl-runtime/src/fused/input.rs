@@ -8,7 +8,7 @@
 //! each. The table rows are prefetched a few ids ahead for the same reason.
 
 use super::exec::Workspace;
-use crate::data::BatchView;
+use crate::data::{BatchView, NO_ID};
 use crate::embedding::{id_beyond_table, EmbeddingTable, FeatureSlot};
 use crate::error::Result;
 use crate::loss::TaskBinding;
@@ -46,10 +46,28 @@ pub(crate) fn prefetch<T>(p: *const T, len: usize) {
 /// targets and sample weights (`[T, C]`, task-major) for the losses.
 #[derive(Debug, Default)]
 pub(crate) struct ChunkRows {
-    /// Categorical ids, `[C, F_cat]` (features in binding order).
+    /// Categorical ids, `[C, P]`: every id position of the categorical features in binding
+    /// order (one for a scalar feature, its list positions for a list feature, [`NO_ID`] where
+    /// a row's list ends); see [`id_positions`].
     pub ids: Vec<u32>,
     pub targets: Vec<f32>,
     pub weights: Vec<f32>,
+}
+
+/// The id positions of the categorical `features`, in binding order: `(feature index, first
+/// position, positions)` per categorical feature, and their total P.
+pub(crate) fn id_positions(
+    features: &[(FeatureSlot, usize)],
+) -> (Vec<(usize, usize, usize)>, usize) {
+    let mut at = 0;
+    let mut out = Vec::new();
+    for (i, (f, _)) in features.iter().enumerate() {
+        if f.kind == FeatureKind::Categorical {
+            out.push((i, at, f.positions));
+            at += f.positions;
+        }
+    }
+    (out, at)
 }
 
 /// Fills the chunk's input (`[C, INPUT_WIDTH]`) from `view` and `rows` with its ids, targets
@@ -64,14 +82,9 @@ pub(crate) fn read_chunk(
     out: &mut ChunkRows,
 ) -> Result<()> {
     let rows = view.len();
-    let cat: Vec<(&FeatureSlot, usize)> = features
-        .iter()
-        .filter(|(f, _)| f.kind == FeatureKind::Categorical)
-        .map(|(f, s)| (f, *s))
-        .collect();
-    let n_cat = cat.len();
+    let (cat, n_pos) = id_positions(features);
     out.ids.clear();
-    out.ids.resize(rows * n_cat, 0);
+    out.ids.resize(rows * n_pos, 0);
     out.targets.clear();
     out.targets.resize(rows * tasks.len(), 0.0);
     out.weights.clear();
@@ -79,8 +92,11 @@ pub(crate) fn read_chunk(
     let x = ws.input_mut();
     // One pass over the rows: every column a row needs, read together.
     for r in 0..rows {
-        for (fc, (_, slot)) in cat.iter().enumerate() {
-            out.ids[r * n_cat + fc] = view.id(*slot, r);
+        for &(fi, first, positions) in &cat {
+            let slot = features[fi].1;
+            for k in 0..positions {
+                out.ids[r * n_pos + first + k] = view.id(slot + k, r);
+            }
         }
         for (f, slot) in features {
             if f.kind == FeatureKind::Continuous {
@@ -95,20 +111,45 @@ pub(crate) fn read_chunk(
         }
     }
     // The embedding rows, prefetched a few ids ahead.
-    for (fc, (f, _)) in cat.iter().enumerate() {
+    for &(fi, first, positions) in &cat {
+        let f = &features[fi].0;
         let table = &tables[f.table];
         let dim = f.dim;
-        if let Some(r) = (0..rows).find(|&r| out.ids[r * n_cat + fc] as usize >= table.rows) {
-            return Err(id_beyond_table(out.ids[r * n_cat + fc], f.name, table));
-        }
+        let id_at = |r: usize, k: usize| out.ids[r * n_pos + first + k];
         for r in 0..rows {
-            if r + PREFETCH_AHEAD < rows {
-                let ahead = out.ids[(r + PREFETCH_AHEAD) * n_cat + fc] as usize;
-                prefetch(table.weights.as_ptr().wrapping_add(ahead * dim), dim);
+            for k in 0..positions {
+                let id = id_at(r, k);
+                if id != NO_ID && id as usize >= table.rows {
+                    return Err(id_beyond_table(id, f.name, table));
+                }
             }
-            let id = out.ids[r * n_cat + fc] as usize;
+        }
+        if f.pooling.is_none() {
+            for r in 0..rows {
+                if r + PREFETCH_AHEAD < rows {
+                    let ahead = id_at(r + PREFETCH_AHEAD, 0) as usize;
+                    prefetch(table.weights.as_ptr().wrapping_add(ahead * dim), dim);
+                }
+                let o = r * input_width + f.offset;
+                x[o..o + dim].copy_from_slice(table.row(id_at(r, 0) as usize));
+            }
+            continue;
+        }
+        // A list feature: the pooled rows of the ids present (zeros for an empty list).
+        for r in 0..rows {
+            let scale = f.scale(|k| id_at(r, k));
             let o = r * input_width + f.offset;
-            x[o..o + dim].copy_from_slice(table.row(id));
+            let xr = &mut x[o..o + dim];
+            xr.iter_mut().for_each(|v| *v = 0.0);
+            for k in 0..positions {
+                let id = id_at(r, k);
+                if id == NO_ID {
+                    continue;
+                }
+                for (v, w) in xr.iter_mut().zip(table.row(id as usize)) {
+                    *v += scale * w;
+                }
+            }
         }
     }
     Ok(())

@@ -23,7 +23,7 @@
 //! thread hand-off inside every matrix product), layers that read the same input are one
 //! matrix product (a level's experts and every gate's first layer), bias, activation and
 //! dropout are one pass, buffers live as long as the engine, and the step uses all cores.
-//! Models with batch normalisation or a custom body train on the generic path.
+//! Models with batch normalisation, a custom body or an AITM transfer train on the generic path.
 
 mod adam;
 mod exec;

@@ -193,6 +193,9 @@ pub(crate) fn unsupported(spec: &ModelSpec) -> Option<String> {
     if mlps.iter().any(|m| m.batch_norm) {
         return Some("a layer uses batch normalisation".into());
     }
+    if let Some(t) = spec.tasks.iter().find(|t| t.aitm.is_some()) {
+        return Some(format!("task `{}` uses an AITM transfer", t.name));
+    }
     None
 }
 

@@ -6,10 +6,10 @@
 //! order: the same sum whatever `P` is) through a small open-addressing map instead of a sort,
 //! and updates each distinct row once. Owners touch disjoint rows, so they never contend.
 
-use super::input::{prefetch, PREFETCH_AHEAD};
+use super::input::{id_positions, prefetch, PREFETCH_AHEAD};
+use crate::data::NO_ID;
 use crate::embedding::{update_row, EmbeddingTable, FeatureSlot, RowOptimizer, RowOptimizerConfig};
 use crate::error::Result;
-use crate::spec::FeatureKind;
 
 /// Distinct ids → accumulator slots, by linear probing; cleared by forgetting its keys.
 #[derive(Debug, Default)]
@@ -97,12 +97,7 @@ impl Owner {
         rows: &TableRows,
         input_width: usize,
     ) -> bool {
-        let cat: Vec<&FeatureSlot> = features
-            .iter()
-            .map(|(f, _)| f)
-            .filter(|f| f.kind == FeatureKind::Categorical)
-            .collect();
-        let n_cat = cat.len();
+        let (cat, n_pos) = id_positions(features);
         let total_rows: usize = chunks.iter().map(|c| c.rows).sum();
         self.tables.resize_with(tables.len(), TableSums::default);
         let mut finite = true;
@@ -111,35 +106,53 @@ impl Owner {
             let sums = &mut self.tables[t];
             sums.ids.clear();
             sums.sums.clear();
-            let users = cat.iter().filter(|f| f.table == t).count();
+            let users: usize = cat
+                .iter()
+                .filter(|&&(fi, _, _)| features[fi].0.table == t)
+                .map(|&(_, _, positions)| positions)
+                .sum();
             if users == 0 {
                 continue;
             }
             self.map.reserve(total_rows * users);
             for c in chunks {
-                for (fc, f) in cat.iter().enumerate() {
+                for &(fi, first, positions) in &cat {
+                    let f = &features[fi].0;
                     if f.table != t {
                         continue;
                     }
                     for r in 0..c.rows {
-                        let id = c.ids[r * n_cat + fc];
-                        if id as usize % owners != index {
-                            continue;
-                        }
-                        let g = &c.input_grad[r * input_width + f.offset..][..dim];
-                        match self.map.get_or_insert(id, sums.ids.len() as u32) {
-                            Some(slot) => {
-                                let s = &mut sums.sums[slot as usize * dim..][..dim];
-                                for (s, g) in s.iter_mut().zip(g) {
-                                    *s += g;
-                                }
+                        let ids = &c.ids[r * n_pos + first..][..positions];
+                        // Each id of a list gets its share of the pooled vector's gradient.
+                        let scale = f.scale(|k| ids[k]);
+                        for &id in ids {
+                            if id == NO_ID || id as usize % owners != index {
+                                continue;
                             }
-                            None => {
-                                // The row update of the next phase will need this row's
-                                // weights and state: start loading them now.
-                                rows.prefetch(t, id as usize);
-                                sums.ids.push(id);
-                                sums.sums.extend_from_slice(g);
+                            let g = &c.input_grad[r * input_width + f.offset..][..dim];
+                            match self.map.get_or_insert(id, sums.ids.len() as u32) {
+                                // Scalar features (factor 1) keep the plain add and copy.
+                                Some(slot) => {
+                                    let s = &mut sums.sums[slot as usize * dim..][..dim];
+                                    if scale == 1.0 {
+                                        for (s, g) in s.iter_mut().zip(g) {
+                                            *s += g;
+                                        }
+                                    } else {
+                                        for (s, g) in s.iter_mut().zip(g) {
+                                            *s += scale * g;
+                                        }
+                                    }
+                                }
+                                None => {
+                                    rows.prefetch(t, id as usize);
+                                    sums.ids.push(id);
+                                    if scale == 1.0 {
+                                        sums.sums.extend_from_slice(g);
+                                    } else {
+                                        sums.sums.extend(g.iter().map(|g| scale * g));
+                                    }
+                                }
                             }
                         }
                     }

@@ -11,12 +11,14 @@
 //! - [`Identity`]: the body that passes its input through.
 //! - Mixture-of-experts pieces: [`Gate`], [`mix_gates`],
 //!   [`concat_columns`], and [`Fanout`] for values with several consumers.
+//! - [`Aitm`]: AITM's attention transfer from a parent task's tower into its child's.
 //!
 //! Shapes: every block maps `[B, I]` to `[B, O]`. `Module` with `NoneTape` is inference,
 //! `ModuleMut` with `OwnedTape` is training (dropout active, batch-norm statistics updated), as
 //! in dfdx.
 
 mod activation;
+mod aitm;
 mod dense;
 mod fanout;
 mod grouped;
@@ -24,6 +26,7 @@ mod mix;
 mod moe;
 
 pub use activation::{Activation, Gelu, Linear, Relu, Selu, Sigmoid, Tanh};
+pub use aitm::Aitm;
 pub use dense::{Dense, Float, Identity, NoNorm};
 pub use fanout::Fanout;
 pub use grouped::GroupedDense;

@@ -39,6 +39,7 @@ fn fingerprint(spec: &ModelSpec) -> serde_json::Value {
             "kind": if f.kind == FeatureKind::Categorical { "categorical" } else { "continuous" },
             "cardinality": f.cardinality,
             "dim": f.dim,
+            "list": f.is_list().then(|| format!("{}(max_len = {})", f.combiner.keyword(), f.max_len)),
         })).collect::<Vec<_>>(),
         "tasks": spec.tasks.iter().map(|t| serde_json::json!({
             "name": t.name,

@@ -160,7 +160,7 @@ pub struct TrainConfig {
     pub threads: usize,
     /// Train with the fused CPU engine when the device is the CPU (default `true`; see
     /// `mtl_runtime::fused`). `false` uses the device-generic dfdx path, as on CUDA. Models with
-    /// batch normalisation or a custom body always use the generic path.
+    /// batch normalisation, a custom body or an AITM transfer always use the generic path.
     pub fused_cpu: bool,
 }
 

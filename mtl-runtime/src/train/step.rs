@@ -75,12 +75,21 @@ where
             .try_forward_train(x.leaky_traced())
             .map_err(Self::device_err)?;
         let outputs: Vec<_> = outputs.into_iter().collect();
-        // Chained tasks (ESMM): their joint losses and the gradients they send to every head
-        // of their chain, computed on the host (as the fused engine does) and fed back through
-        // `Σ g·z` terms, whose gradient in the logits z is exactly g.
-        let chained = self.chained_gradients(batch, bound, &outputs)?;
+        // Task relations: chained tasks' (ESMM) joint losses and AITM's calibration term, and the
+        // gradients they send to the logits of the tasks involved, computed on the host (as the
+        // fused engine does for chains) and fed back through `Σ g·z` terms, whose gradient in
+        // the logits z is exactly g. Their value is counted in `total_value` instead.
+        let relations = self.relation_gradients(batch, bound, &outputs)?;
         let mut total: Option<Tensor<Rank0, f32, D, OwnedTape<f32, D>>> = None;
+        let mut total_value = relations.as_ref().map_or(0.0, |r| r.calibration);
         let mut losses = Vec::with_capacity(outputs.len());
+        let non_finite = |task: &str, value: f32, step: u64| {
+            Error::invalid(format!(
+                "the loss of task `{task}` is {value} at step {step}; training stopped before \
+                 this step changed any weight (check the data for extreme values, lower the \
+                 learning rate)"
+            ))
+        };
         for (t, ((out, task), &lambda)) in outputs
             .into_iter()
             .zip(&bound.tasks)
@@ -91,8 +100,8 @@ where
             task.targets(&view, &mut scratch.targets);
             task.check_targets(&view, &scratch.targets)?;
             task.weights(&view, &scratch.targets, &mut scratch.weights);
-            let extra = match &chained {
-                Some((grads, _)) if grads[t].iter().any(|&g| g != 0.0) => Some(&grads[t]),
+            let extra = match &relations {
+                Some(r) if r.grads[t].iter().any(|&g| g != 0.0) => Some(&r.grads[t]),
                 _ => None,
             };
             let surrogate = |z: crate::model::DynBatch<f32, D, OwnedTape<f32, D>>, g: &[f32]| {
@@ -100,18 +109,14 @@ where
                 let g = z.device().try_tensor_from_vec(g.to_vec(), (b, w))?;
                 z.try_mul(g)?.try_sum()
             };
-            if let (Some((_, joint)), true) = (&chained, task.spec.given.is_some()) {
+            if let (Some(r), true) = (&relations, task.spec.given.is_some()) {
                 // The joint loss is this task's loss; its gradient is all in `Σ g·z`.
-                let value = joint[t] as f32;
+                let value = r.joint[t] as f32;
                 if !value.is_finite() {
-                    return Err(Error::invalid(format!(
-                        "the loss of task `{}` is {value} at step {}; training stopped before \
-                         this step changed any weight (check the data for extreme values, \
-                         lower the learning rate)",
-                        task.spec.name, self.step
-                    )));
+                    return Err(non_finite(task.spec.name, value, self.step));
                 }
                 losses.push(value);
+                total_value += f64::from(lambda) * r.joint[t];
                 let term = surrogate(out, extra.map_or(&[][..], |g| g.as_slice()))
                     .map_err(Self::device_err)?;
                 total = Some(match total {
@@ -120,20 +125,17 @@ where
                 });
                 continue;
             }
-            // A parent of a chained task: its own loss plus the chain's gradient.
+            // A parent of a chained task, or a task of an AITM pair: its own loss plus the
+            // relation's gradient.
             let copy = extra.map(|_| out.with_empty_tape());
             let loss = task_loss(task.spec.kind, out, &scratch.targets, &scratch.weights)
                 .map_err(Self::device_err)?;
             let value = loss.as_vec()[0];
             if !value.is_finite() {
-                return Err(Error::invalid(format!(
-                    "the loss of task `{}` is {value} at step {}; training stopped before this step \
-                     changed any weight (check the data for extreme values, lower the learning \
-                     rate)",
-                    task.spec.name, self.step
-                )));
+                return Err(non_finite(task.spec.name, value, self.step));
             }
             losses.push(value);
+            total_value += f64::from(lambda) * f64::from(value);
             let mut weighted = loss.try_mul(lambda).map_err(Self::device_err)?;
             if let (Some(copy), Some(g)) = (copy, extra) {
                 let term = surrogate(copy, g).map_err(Self::device_err)?;
@@ -145,8 +147,7 @@ where
             });
         }
         let total = total.ok_or_else(|| Error::invalid("the model has no tasks"))?;
-        let total_value = total.as_vec()[0];
-        Ok((losses, total_value, total.backward(), x_ref))
+        Ok((losses, total_value as f32, total.backward(), x_ref))
     }
 
     /// One step of the generic path on `batch`; returns the unweighted per-task losses, the
@@ -262,6 +263,15 @@ where
     }
 }
 
+/// What task relations add to a generic step: per task, `∂(relation terms)/∂z` on its logits
+/// (`[B]`, zeros for a task in no relation); per task the joint loss of a chained task (0 for
+/// the others); and the weighted calibration total `Σ λ_c·κ_c·C_c`.
+struct RelationGradients {
+    grads: Vec<Vec<f32>>,
+    joint: Vec<f64>,
+    calibration: f64,
+}
+
 /// Every trainable tensor's gradient in `grads`, by parameter name.
 fn named_gradients<M: TensorCollection<f32, D>, D: Device<f32>>(
     network: &M,
@@ -307,18 +317,22 @@ where
     M::Built: TaskNetwork<f32, D> + Clone,
     D: Device<f32>,
 {
-    /// For a model with chained tasks: per task, the gradient `∂(Σ_c λ_c·L_c)/∂z` its logits
-    /// receive from the chained tasks' joint losses (`[B]`, zeros for tasks in no chain), and
-    /// per task the joint loss `L_c` (0 for tasks without `given`). `None` without chains.
-    #[allow(clippy::type_complexity)]
-    fn chained_gradients<T>(
+    /// For a model with task relations (chained tasks, AITM transfers): per task, the
+    /// gradient its logits receive from the chained tasks' joint losses and the calibration
+    /// terms, the chained tasks' joint losses, and the weighted calibration total. `None`
+    /// without relations.
+    fn relation_gradients<T>(
         &self,
         batch: &Batch,
         bound: &Bound,
         outputs: &[crate::model::DynBatch<f32, D, T>],
-    ) -> Result<Option<(Vec<Vec<f32>>, Vec<f64>)>> {
+    ) -> Result<Option<RelationGradients>> {
         let spec = M::SPEC;
-        if spec.tasks.iter().all(|t| t.given.is_none()) {
+        if spec
+            .tasks
+            .iter()
+            .all(|t| t.given.is_none() && t.aitm.is_none())
+        {
             return Ok(None);
         }
         let rows = batch.len();
@@ -331,9 +345,35 @@ where
             task.check_targets(&view, &y)?;
             targets.push(y);
         }
-        let mut grads = vec![vec![0.0f32; rows]; spec.tasks.len()];
-        let mut joint = vec![0.0f64; spec.tasks.len()];
+        let mut out = RelationGradients {
+            grads: vec![vec![0.0f32; rows]; spec.tasks.len()],
+            joint: vec![0.0f64; spec.tasks.len()],
+            calibration: 0.0,
+        };
         for (t, task) in bound.tasks.iter().enumerate() {
+            if let Some(aitm) = task.spec.aitm {
+                let parent = spec
+                    .tasks
+                    .iter()
+                    .position(|p| p.name == aitm.parent)
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "internal error: task `{}` transfers from unknown task `{}`",
+                            task.spec.name, aitm.parent
+                        ))
+                    })?;
+                // The calibrator belongs to the child's loss: λ_c·(L_c + κ·C).
+                let scale = self.loss_weights[t] * aitm.calibration;
+                let mut sum = 0.0f64;
+                let (child_z, parent_z) = (&logits[t], &logits[parent]);
+                for (r, (&zc, &zp)) in child_z.iter().zip(parent_z).enumerate() {
+                    let (c, gc, gp) = crate::loss::calibration_row(zc, zp);
+                    sum += c;
+                    out.grads[t][r] += gc * scale / rows as f32;
+                    out.grads[parent][r] += gp * scale / rows as f32;
+                }
+                out.calibration += f64::from(scale) * sum / rows as f64;
+            }
             if task.spec.given.is_none() {
                 continue;
             }
@@ -341,6 +381,7 @@ where
             let mut weights = Vec::new();
             task.weights(&view, &targets[t], &mut weights);
             let scale = self.loss_weights[t] / rows as f32;
+            let grads = &mut out.grads;
             let sum = crate::loss::chain_batch_loss(
                 chain,
                 rows,
@@ -353,9 +394,9 @@ where
                     }
                 },
             );
-            joint[t] = sum / rows as f64;
+            out.joint[t] = sum / rows as f64;
         }
-        Ok(Some((grads, joint)))
+        Ok(Some(out))
     }
 }
 

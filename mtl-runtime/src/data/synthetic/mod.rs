@@ -67,6 +67,11 @@ pub struct SyntheticOptions {
     /// target was drawn with (signal mode: the ground truth; merlin mode: 0.5). The columns
     /// carry no tags, so models never take them as inputs.
     pub true_probabilities: bool,
+    /// tenrec-video: add `recent_categories`, a list feature (the categories of the user's last
+    /// 0–10 videos, ids 1–50) with planted signal: 10 of the 50 categories are engaging, and
+    /// the share of engaging categories in the list moves the click logit by −0.8 to +3.2 (signal
+    /// mode; see the generator's docs). Off by default, so existing data stays the same.
+    pub recent_categories: bool,
 }
 
 /// Generates `rows` rows of a known dataset and splits them (`&[1.0]` for one dataset), with
