@@ -93,6 +93,19 @@
 //! - `continuous`: a number copied into the input. Option: `width = W` (default 1) for vector
 //!   features.
 //!
+//! List (multi-hot) inputs: a `categorical` input over a list column (Merlin's `is_list`, with a
+//! `value_count`) pools the embeddings of each row's ids into one `dim`-wide vector:
+//! `combiner = mean` (the default, Merlin's `sequence_combiner`), `sum` or `sqrtn`, over the ids
+//! present (an empty list gives zeros). `max_len = N` reads the first N ids of each row (default:
+//! the schema's `value_count.max`; without a schema, `max_len` makes the input a list). The
+//! input's width is `dim`, whatever the list's length; its data is `[B, max_len]`.
+//!
+//! `table = other` makes a categorical input read `other`'s embedding table (e.g. the recently
+//! watched items through `item_id`'s table): it takes `other`'s rows and dim, and the ids must fit.
+//! Inputs whose schema domains share a name share a table too (NVTabular writes one name for
+//! columns encoded with one vocabulary). Features sharing a table must agree on its shape: a
+//! compile error on the later feature otherwise.
+//!
 //! Features are concatenated in alphabetical order, as Merlin does, into the `[B, INPUT_WIDTH]`
 //! network input; `Name::spec().features` gives each one's offset. With a schema, every input must
 //! be a schema column and may not be a target.
@@ -255,6 +268,11 @@
 //! | `sample_weight = as_number(col)` | a column of numbers | error: write `sample_weight = col` |
 //! | every `loss_weight = 0` | — | error: training would change nothing; some tasks at 0 are allowed (reported, not trained) |
 //! | a column in `inputs` and in `exclude` | — | error: say one or the other |
+//! | `categorical` | a list column (`value_count`) | a list input, pooled (`combiner`, `max_len`); no `value_count.max` in the schema: error, give `max_len` |
+//! | `max_len = N` | `value_count.max < N` | error: lists never hold more |
+//! | `max_len` or `combiner` | a scalar column | error: nothing to pool |
+//! | a task, or `sample_weight` | a list column | error: a target or weight is one value per row |
+//! | `table = other` | `other`'s rows fewer than the input's ids, or another `dim` | error on `other` |
 //! | `exclude` removes every input | — | error |
 //!
 //! ## Limits

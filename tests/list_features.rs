@@ -169,17 +169,7 @@ fn both_paths_train_lists_alike_and_serve_them() {
     fused.save_model(&path).unwrap();
     let predictor = Predictor::<WithRecent>::load(&path).unwrap();
     assert_eq!(predictor.predict(valid).unwrap(), p);
-    // ONNX cannot pool lists yet: a clear error, no file.
-    let onnx = dir.path().join("recent.onnx");
-    let err = predictor
-        .export_onnx(&onnx, &Default::default())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("recent_categories") && err.contains("list"),
-        "{err}"
-    );
-    assert!(!onnx.exists());
+    // ONNX export of pooled lists: tests/onnx_export.rs.
 }
 
 #[test]
@@ -248,5 +238,219 @@ fn list_mistakes_are_clear_errors() {
             && err.contains("value_count.max 3")
             && err.contains("row"),
         "{err}"
+    );
+}
+
+mtl_model! {
+    /// The preprocessed table of `raw_csv_lists_preprocess_train_and_score`: a hashed user
+    /// column, an item and the recently seen items sharing one vocabulary and one table, and
+    /// tags pooled by sum.
+    pub struct FromCsv {
+        inputs: {
+            user: categorical(cardinality = 17, dim = 4),
+            item: categorical(cardinality = 9, dim = 4),
+            recent_items: categorical(cardinality = 9, dim = 4, max_len = 4, table = item),
+            tags: categorical(cardinality = 5, dim = 4, max_len = 3, combiner = sum),
+        },
+        body: mlp[8],
+        tasks: { bought: binary },
+    }
+}
+
+/// `rows` raw rows: user, item, recent items (`|`-separated, 0–5 of them), tags (0–4, with
+/// spaces around the separator), and the outcome: `buy` when a tag is `t0`.
+fn raw_csv(rows: usize, seed: u64) -> String {
+    let mut state = seed;
+    let mut next = |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    let mut text = String::from("user,item,recent_items,tags,outcome\n");
+    for _ in 0..rows {
+        let user = format!("u{}", next(1000));
+        let item = format!("i{}", next(8));
+        let recent: Vec<String> = (0..next(6)).map(|_| format!("i{}", next(8))).collect();
+        let tags: Vec<String> = (0..next(5)).map(|_| format!("t{}", next(4))).collect();
+        let outcome = if tags.iter().any(|t| t == "t0") {
+            "buy"
+        } else {
+            "skip"
+        };
+        text.push_str(&format!(
+            "{user},{item},{},{},{outcome}\n",
+            recent.join("|"),
+            tags.join(" | ")
+        ));
+    }
+    text
+}
+
+#[test]
+fn raw_csv_lists_preprocess_train_and_score() {
+    use mtl::preprocess::{CsvOptions, Fitted, Input, PreprocessConfig, Target};
+
+    let dir = tempfile::tempdir().unwrap();
+    let train_csv = dir.path().join("train.csv");
+    let valid_csv = dir.path().join("valid.csv");
+    std::fs::write(&train_csv, raw_csv(3_000, 1)).unwrap();
+    // Valid: one row with an unseen item in its list, one with more recent items than train
+    // ever had (cut to the first ones), one with an empty list.
+    let mut valid = raw_csv(300, 2);
+    valid.push_str("u1,i3,i9|i3,t1,skip\nu2,i1,i1|i1|i1|i1|i1|i1|i1,t0|t1,buy\nu3,i2,,,skip\n");
+    std::fs::write(&valid_csv, valid).unwrap();
+    let out = dir.path().join("out");
+    let config = PreprocessConfig::new()
+        .categorical(&["item"])
+        .categorical_list(&["recent_items", "tags"], '|')
+        .max_list_len("tags", 3)
+        .hash_buckets(&["user"], 16)
+        .hash_seed(7)
+        .shared_vocabulary(&["item", "recent_items"])
+        .target(Target::equals("bought", "outcome", "buy"));
+    let report = config
+        .run_files(
+            &Input::csv(&train_csv, CsvOptions::default()),
+            &[("valid", &Input::csv(&valid_csv, CsvOptions::default()))],
+            &out,
+        )
+        .unwrap();
+    eprintln!("{report}");
+    let v = report.split("valid").unwrap();
+    assert_eq!(v.oov["recent_items"], 1, "i9 is unseen");
+    assert_eq!(
+        v.truncated_lists["recent_items"], 1,
+        "7 recent items, 5 kept"
+    );
+    // Rows with 4 tags keep `max_list_len("tags", 3)`; train's counts show it too.
+    assert!(v.truncated_lists["tags"] > 0);
+    assert!(report.split("train").unwrap().truncated_lists["tags"] > 0);
+
+    // The schema: lists with their lengths, one domain for the shared vocabulary, buckets.
+    let train = Dataset::open(out.join("train")).unwrap();
+    let valid = Dataset::open(out.join("valid")).unwrap();
+    let schema = train.schema();
+    let recent = schema.get("recent_items").unwrap();
+    assert!(recent.is_list());
+    assert_eq!(recent.value_count().unwrap().max, Some(5));
+    assert_eq!(
+        schema.get("tags").unwrap().value_count().unwrap().max,
+        Some(3)
+    );
+    assert_eq!(recent.table_name(), "item");
+    assert_eq!(schema.get("item").unwrap().table_name(), "item");
+    assert_eq!(schema.get("user").unwrap().int_domain(), Some((0, 16)));
+    assert_eq!(schema.get("item").unwrap().int_domain(), Some((0, 8)));
+    // Shared vocabulary: the same value has the same id in both columns.
+    let fitted = Fitted::load(&out).unwrap();
+    let vocab = fitted.vocabulary("item").unwrap();
+    let rows = valid.num_rows();
+    let last = |c: &str, back: usize| valid.id_list(c, rows - back).unwrap();
+    let id = |v: &str| vocab.encode(Some(v));
+    assert_eq!(last("recent_items", 3), [0, id("i3")], "i9 → 0");
+    assert_eq!(last("recent_items", 2), [id("i1"); 5]);
+    assert!(last("recent_items", 1).is_empty() && last("tags", 1).is_empty());
+    assert_eq!(valid.ids("item").unwrap()[rows - 2], id("i1"));
+    // Hashing is the documented function, at fit and at inference alike.
+    assert_eq!(
+        valid.ids("user").unwrap()[rows - 3],
+        mtl::preprocess::hash_id("u1", 16, 7)
+    );
+
+    // Train on it; the raw rows score through the saved preprocessing exactly as the
+    // preprocessed ones do.
+    let config = TrainConfig::default()
+        .with_batch_size(128)
+        .with_epochs(8)
+        .with_seed(3)
+        .with_learning_rate(0.01)
+        .with_progress(false);
+    let mut trainer = Trainer::<FromCsv>::new(Cpu::default(), config).unwrap();
+    trainer.fit(&train, None).unwrap();
+    let report = trainer.evaluate(&valid).unwrap();
+    // One task: Merlin names its metrics without the output prefix.
+    let auc = report.get("auc").unwrap();
+    // `bought` is "a tag is t0": learnable only from the pooled tags (cut to 3 of up to 4,
+    // so not perfectly).
+    assert!(auc > 0.85, "{report}");
+    let predictor = Predictor::from_trainer(&trainer)
+        .unwrap()
+        .with_preprocessing(fitted)
+        .unwrap();
+    let text = std::fs::read_to_string(&valid_csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let raw_rows: Vec<Vec<Option<String>>> = lines
+        .map(|l| {
+            l.split(',')
+                .map(|v| Some(v.to_string()).filter(|v| !v.is_empty()))
+                .collect()
+        })
+        .collect();
+    let (scored, encode) = predictor.score_rows(&header, &raw_rows, &[]).unwrap();
+    assert_eq!(encode.truncated_lists["recent_items"], 1);
+    let scores = scored
+        .column_by_name("bought/binary_output")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::Float32Array>()
+        .unwrap()
+        .values()
+        .to_vec();
+    assert_eq!(scores, trainer.predict(&valid).unwrap()[0]);
+}
+
+#[test]
+fn raw_parquet_list_columns_preprocess_as_lists() {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+    use mtl::preprocess::{CsvOptions, Input, PreprocessConfig, Target};
+
+    let dir = tempfile::tempdir().unwrap();
+    // Lists of strings: one holds the CSV separator inside a value, one is null, one empty,
+    // one has a null element.
+    let mut tags = ListBuilder::new(StringBuilder::new());
+    tags.values().append_value("a|b");
+    tags.values().append_value("c");
+    tags.append(true);
+    tags.append(false);
+    tags.append(true);
+    tags.values().append_value("c");
+    tags.values().append_null();
+    tags.values().append_value("c");
+    tags.append(true);
+    let click = Int64Array::from(vec![1, 0, 0, 1]);
+    let batch = RecordBatch::try_from_iter([
+        ("tags", Arc::new(tags.finish()) as ArrayRef),
+        ("click", Arc::new(click) as ArrayRef),
+    ])
+    .unwrap();
+    let raw = dir.path().join("raw.parquet");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&raw).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let out = dir.path().join("out");
+    let report = PreprocessConfig::new()
+        .categorical_list(&["tags"], '|')
+        .target(Target::binary("click"))
+        .run(&Input::from_path(&raw, CsvOptions::default()), &out)
+        .unwrap();
+    let train = report.split("train").unwrap();
+    assert_eq!(train.nulls["tags"], 2, "the null list and the null element");
+    let ds = Dataset::open(out.join("train")).unwrap();
+    // Vocabulary by frequency: c (3 times) = 1, `a|b` = 2; a null element is id 0.
+    let lists: Vec<Vec<u32>> = (0..4).map(|r| ds.id_list("tags", r).unwrap()).collect();
+    assert_eq!(lists, [vec![2, 1], vec![], vec![], vec![1, 0, 1]]);
+    assert_eq!(
+        ds.schema().get("tags").unwrap().value_count().unwrap().max,
+        Some(3)
     );
 }

@@ -47,6 +47,23 @@ mtl_model! {
 }
 
 mtl_model! {
+    schema: "tests/fixtures/tenrec-recent/schema.pbtxt",
+    body: mlp[16],
+    tasks: { click: binary, like: binary },
+
+    /// A list input pooled by each combiner (mean is the schema's default).
+    pub struct ListMean {
+        inputs: { user_id: categorical(dim = 8), recent_categories: categorical(dim = 4) },
+    }
+    pub struct ListSum {
+        inputs: { user_id: categorical(dim = 8), recent_categories: categorical(dim = 4, combiner = sum, max_len = 6) },
+    }
+    pub struct ListSqrtn {
+        inputs: { user_id: categorical(dim = 8), recent_categories: categorical(dim = 4, combiner = sqrtn) },
+    }
+}
+
+mtl_model! {
     /// Every task kind, a continuous input, gelu / tanh / selu / sigmoid layers, a tempered
     /// gate that reads the input directly, and the paper's PLE wiring.
     pub struct Mixed {
@@ -83,7 +100,17 @@ fn run_tract(export: &OnnxExport, data: &Dataset, rows: usize) -> Vec<(String, V
         .unwrap();
     let mut inputs: TVec<TValue> = TVec::new();
     for input in &export.inputs {
-        let tensor: tract_onnx::prelude::Tensor = if input.dtype == "int64" {
+        let tensor: tract_onnx::prelude::Tensor = if let [None, Some(len)] = input.shape[..] {
+            // A list: each row's ids, then -1.
+            let mut ids = Vec::with_capacity(rows * len);
+            for r in 0..rows {
+                let list = data.id_list(&input.name, r).unwrap();
+                ids.extend((0..len).map(|k| list.get(k).map_or(-1, |&i| i64::from(i))));
+            }
+            tract_ndarray::Array2::from_shape_vec((rows, len), ids)
+                .unwrap()
+                .into()
+        } else if input.dtype == "int64" {
             let ids: Vec<i64> = data.ids(&input.name).unwrap()[..rows]
                 .iter()
                 .map(|&i| i64::from(i))
@@ -189,6 +216,21 @@ fn notebook_bodies_export_and_score_like_the_predictor() {
     check_model::<Chained>(&splits[0], &splits[1], dir.path());
     // The schema file the models were compiled against is the embedded one.
     assert!(Path::new(TENREC).exists());
+}
+
+#[test]
+fn pooled_list_inputs_export() {
+    let options = mtl::data::synthetic::SyntheticOptions {
+        recent_categories: true,
+        ..Default::default()
+    };
+    let splits =
+        mtl::data::synthetic::generate_data_with("tenrec-video", 4_000, &[0.9, 0.1], 8, &options)
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    check_model::<ListMean>(&splits[0], &splits[1], dir.path());
+    check_model::<ListSum>(&splits[0], &splits[1], dir.path());
+    check_model::<ListSqrtn>(&splits[0], &splits[1], dir.path());
 }
 
 /// `n` rows for `Mixed`: ids, a price and the three targets.

@@ -59,7 +59,12 @@ impl FeatureSlot {
     pub(crate) fn scale(&self, ids: impl Fn(usize) -> u32) -> f32 {
         match self.pooling {
             None => 1.0,
-            Some(c) => c.scale((0..self.positions).filter(|&k| ids(k) != NO_ID).count()),
+            // Lists are packed: the length is the first empty position.
+            Some(c) => c.scale(
+                (0..self.positions)
+                    .position(|k| ids(k) == NO_ID)
+                    .unwrap_or(self.positions),
+            ),
         }
     }
 }
@@ -329,7 +334,7 @@ impl Embeddings {
                         for p in &positions {
                             let id = p[r];
                             if id == NO_ID {
-                                continue;
+                                break;
                             }
                             if id as usize >= table.rows {
                                 return Err(id_beyond_table(id, f.name, table));
@@ -441,7 +446,7 @@ fn for_each_row_gradient(
                     positions
                         .iter()
                         .map(|p| p[r])
-                        .filter(|&id| id != NO_ID)
+                        .take_while(|&id| id != NO_ID)
                         .map(|id| (id.min(rows as u32 - 1), r as u32, fi as u16, scale)),
                 );
             }

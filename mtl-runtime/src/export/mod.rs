@@ -7,8 +7,9 @@
 //!
 //! - **inputs**, one per model feature, named as the feature (the encoded data column):
 //!   categorical features `int64 [batch]` (encoded ids: `0` is the out-of-vocabulary row, ids
-//!   must be below the table's rows), continuous features `float32 [batch]` (standardised as
-//!   in training). Preprocessing raw values stays outside the graph, as NVTabular stays
+//!   must be below the table's rows), list features `int64 [batch, max_len]` (each row's ids
+//!   first, then `-1`; pooled in the graph), continuous features `float32 [batch]`
+//!   (standardised as in training). Preprocessing raw values stays outside the graph, as NVTabular stays
 //!   outside Merlin's TensorFlow model: `Predictor` does it in Rust.
 //! - **outputs**, one per task, named by its Merlin output name (`click/binary_output`,
 //!   `watching_times/regression_output`, `<task>/multi_class_output`): `float32 [batch, 1]`
@@ -16,7 +17,8 @@
 //!   probabilities (multiclass); then, per chained task (`given`, ESMM), `<task>/joint_output`
 //!   `float32 [batch, 1]`, the product of the chain's probabilities.
 //! - **opset** 17 of the default domain (IR version 8); operators: Gather, Concat, Unsqueeze,
-//!   Gemm, Slice, Mul, Add, Relu, Tanh, Sigmoid, Selu, Erf, Softmax, Identity.
+//!   Gemm, Slice, Mul, Add, Relu, Tanh, Sigmoid, Selu, Erf, Softmax, Identity; for list
+//!   features GreaterOrEqual, Max, Cast, ReduceSum, Div, Sqrt.
 //! - **weights** as initializers: in the `.onnx` file, or, when they would pass protobuf's
 //!   2 GB limit (or when asked), in one external data file beside it (`<file>.data`,
 //!   64-byte aligned), which ONNX Runtime and tract read from the model's directory.
@@ -92,6 +94,45 @@ pub struct OnnxExport {
     pub opset: i64,
 }
 
+/// The pooled lookup of list feature `f` from the `[B, L]` int64 input of its name (`-1` past
+/// each row's length) in table `table`: the rows of the ids present, masked, summed over the
+/// list and divided as the combiner says (`Σ`, `Σ / n`, `Σ / √n`, `n ≥ 1` so an empty list
+/// gives zeros), `[B, D]`.
+fn pooled_lookup(g: &mut Graph, f: &crate::spec::FeatureSpec, table: &str) -> String {
+    const FLOAT: i64 = 1;
+    let zero = g.ints(vec![0]);
+    let present = g.node("GreaterOrEqual", &[f.name, &zero], vec![], None);
+    let safe = g.node("Max", &[f.name, &zero], vec![], None);
+    let rows = g.node("Gather", &[table, &safe], vec![int_attr("axis", 0)], None);
+    let mask = g.node("Cast", &[&present], vec![int_attr("to", FLOAT)], None);
+    let last = g.ints(vec![2]);
+    let mask3 = g.node("Unsqueeze", &[&mask, &last], vec![], None);
+    let masked = g.node("Mul", &[&rows, &mask3], vec![], None);
+    let list_axis = g.ints(vec![1]);
+    let sum = g.node(
+        "ReduceSum",
+        &[&masked, &list_axis],
+        vec![int_attr("keepdims", 0)],
+        None,
+    );
+    if f.combiner == crate::spec::Combiner::Sum {
+        return sum;
+    }
+    let count = g.node(
+        "ReduceSum",
+        &[&mask, &list_axis],
+        vec![int_attr("keepdims", 1)],
+        None,
+    );
+    let one = g.scalar(1.0);
+    let n = g.node("Max", &[&count, &one], vec![], None);
+    let divisor = match f.combiner {
+        crate::spec::Combiner::Sqrtn => g.node("Sqrt", &[&n], vec![], None),
+        _ => n,
+    };
+    g.node("Div", &[&sum, &divisor], vec![], None)
+}
+
 /// Writes the model `spec` with dense parameters `params` (by network name) and embedding
 /// `tables` to the ONNX file `path` (see the module docs). Files are written next to their
 /// final paths and renamed into place: a failed export leaves existing files as they were.
@@ -132,11 +173,23 @@ pub fn onnx(
         width += f.dim;
         match f.kind {
             FeatureKind::Categorical if f.is_list() => {
-                return Err(Error::invalid(format!(
-                    "input `{}` is a list feature; pooled list lookups are not exported to ONNX \
-                     yet (score it with `Predictor`)",
-                    f.name
-                )));
+                let table = tables.iter().find(|t| t.name == f.table).ok_or_else(|| {
+                    Error::invalid(format!("no embedding table `{}` to export", f.table))
+                })?;
+                let name = format!("embedding/{}", table.name);
+                if !g.weights.iter().any(|(n, ..)| *n == name) {
+                    g.weight(
+                        &name,
+                        vec![table.rows as i64, table.dim as i64],
+                        table.weights.clone(),
+                    );
+                }
+                parts.push(pooled_lookup(&mut g, f, &name));
+                inputs.push(OnnxValue {
+                    name: f.name.to_string(),
+                    dtype: "int64",
+                    shape: vec![None, Some(f.max_len)],
+                });
             }
             FeatureKind::Categorical => {
                 let table = tables.iter().find(|t| t.name == f.table).ok_or_else(|| {

@@ -94,8 +94,15 @@ pub(crate) fn read_chunk(
     for r in 0..rows {
         for &(fi, first, positions) in &cat {
             let slot = features[fi].1;
-            for k in 0..positions {
-                out.ids[r * n_pos + first + k] = view.id(slot + k, r);
+            let ids = &mut out.ids[r * n_pos + first..][..positions];
+            // Lists are packed: past the first empty position there is nothing to read (each
+            // position is another buffer, so another cache miss in a shuffled batch).
+            for (k, id) in ids.iter_mut().enumerate() {
+                *id = view.id(slot + k, r);
+                if *id == NO_ID {
+                    ids[k..].fill(NO_ID);
+                    break;
+                }
             }
         }
         for (f, slot) in features {
@@ -119,7 +126,10 @@ pub(crate) fn read_chunk(
         for r in 0..rows {
             for k in 0..positions {
                 let id = id_at(r, k);
-                if id != NO_ID && id as usize >= table.rows {
+                if id == NO_ID {
+                    break;
+                }
+                if id as usize >= table.rows {
                     return Err(id_beyond_table(id, f.name, table));
                 }
             }
@@ -144,7 +154,7 @@ pub(crate) fn read_chunk(
             for k in 0..positions {
                 let id = id_at(r, k);
                 if id == NO_ID {
-                    continue;
+                    break; // lists are packed
                 }
                 for (v, w) in xr.iter_mut().zip(table.row(id as usize)) {
                     *v += scale * w;

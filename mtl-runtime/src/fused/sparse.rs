@@ -126,7 +126,10 @@ impl Owner {
                         // Each id of a list gets its share of the pooled vector's gradient.
                         let scale = f.scale(|k| ids[k]);
                         for &id in ids {
-                            if id == NO_ID || id as usize % owners != index {
+                            if id == NO_ID {
+                                break; // lists are packed
+                            }
+                            if id as usize % owners != index {
                                 continue;
                             }
                             let g = &c.input_grad[r * input_width + f.offset..][..dim];

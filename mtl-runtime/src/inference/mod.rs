@@ -110,6 +110,26 @@ where
                 )),
                 Some(_) => {}
             }
+            if inputs.iter().any(|(name, _)| *name == f.name)
+                && fitted.is_list(f.name) != f.is_list()
+            {
+                let is = |list: bool| if list { "a list" } else { "a scalar" };
+                problems.push(format!(
+                    "model input `{}` is {} input but the preprocessing made it {} column",
+                    f.name,
+                    is(f.is_list()),
+                    is(fitted.is_list(f.name))
+                ));
+            }
+            if let Some(n) = fitted.hash_buckets(f.name) {
+                if n as usize >= f.cardinality {
+                    problems.push(format!(
+                        "model input `{}` has {} embedding rows but its ids are hashed into \
+                         buckets 1..={n}",
+                        f.name, f.cardinality
+                    ));
+                }
+            }
             if let Some(v) = fitted.vocabulary(f.name) {
                 if v.max_id() as usize >= f.cardinality {
                     problems.push(format!(

@@ -6,7 +6,11 @@
 //! DSL's `schema:` reads:
 //!
 //! - categorical columns get a vocabulary fitted on the training rows only (frequency order,
-//!   minimum frequency, id 0 for out-of-vocabulary and null; [`categorify`]);
+//!   minimum frequency, id 0 for out-of-vocabulary and null; [`categorify`]), or are hashed
+//!   into a fixed number of buckets (`hash_buckets`, [`pipeline::hash_id`]); columns may share
+//!   one vocabulary (`shared_vocabulary`);
+//! - list columns (`categorical_list`: CSV cells split on a separator, Parquet lists as lists)
+//!   encode every value and become Merlin list columns with a `value_count`;
 //! - continuous columns are standardised with training statistics, optionally after `log1p`,
 //!   nulls filled ([`normalize`]);
 //! - targets are taken as they are or derived from raw columns, and a column a target is
@@ -51,7 +55,8 @@ pub use categorify::{VocabCounter, Vocabulary};
 pub use csv_reader::CsvOptions;
 pub use normalize::{Normalizer, StatsCounter};
 pub use pipeline::{
-    EncodeReport, Fitted, InferenceEncoder, PreprocessConfig, PreprocessReport, Role, SplitReport,
+    hash_id, EncodeReport, Fitted, InferenceEncoder, PreprocessConfig, PreprocessReport, Role,
+    SplitReport,
 };
 pub use source::Input;
 pub use split::Split;

@@ -17,7 +17,7 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
-use super::rows::{Row, RowReader};
+use super::rows::{Row, RowReader, LIST_MARK};
 use crate::error::{Error, Result};
 
 pub(crate) struct ParquetRows {
@@ -156,7 +156,33 @@ pub(crate) fn render(
         DataType::UInt64 => write!(out, "{}", array.as_primitive::<UInt64Type>().value(r)),
         DataType::Float32 => write!(out, "{}", array.as_primitive::<Float32Type>().value(r)),
         DataType::Float64 => write!(out, "{}", array.as_primitive::<Float64Type>().value(r)),
+        DataType::List(_) => return render_list(&array.as_list::<i32>().value(r), out),
+        DataType::LargeList(_) => return render_list(&array.as_list::<i64>().value(r), out),
+        DataType::FixedSizeList(..) => {
+            return render_list(&array.as_fixed_size_list().value(r), out)
+        }
         other => return Err(other.to_string()),
     };
+    Ok(())
+}
+
+/// A list cell as text: [`LIST_MARK`] before every element (a null element is empty), so the
+/// pipeline splits it whatever characters the elements hold.
+fn render_list(values: &dyn Array, out: &mut String) -> std::result::Result<(), String> {
+    if matches!(
+        values.data_type(),
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
+    ) {
+        return Err(format!("list of {}", values.data_type()));
+    }
+    out.push(LIST_MARK);
+    for i in 0..values.len() {
+        if i > 0 {
+            out.push(LIST_MARK);
+        }
+        if !values.is_null(i) {
+            render(values, i, out)?;
+        }
+    }
     Ok(())
 }

@@ -25,7 +25,7 @@ use serde_json::json;
 
 use super::categorify::{VocabCounter, Vocabulary};
 use super::normalize::{Normalizer, StatsCounter};
-use super::rows::{Row, RowReader};
+use super::rows::{list_elements, Row, RowReader};
 use super::source::Input;
 use super::split::Split;
 use super::staging::write_staged;
@@ -67,6 +67,19 @@ pub struct PreprocessConfig {
     pub fill: Vec<(String, f64)>,
     /// How a single input table is split ([`PreprocessConfig::run`]).
     pub split: Split,
+    /// List columns (categorical, several values per cell) and the separator of their text
+    /// cells (`"3|17|42"` with `'|'`); Parquet list cells are lists whatever it is.
+    pub lists: Vec<(String, char)>,
+    /// Per list column, the most values kept per row (the first ones); by default the longest
+    /// list of the training rows. Longer lists are cut and counted in the reports.
+    pub max_list_len: Vec<(String, usize)>,
+    /// Categorical columns hashed into a fixed number of buckets instead of a vocabulary.
+    pub hash_buckets: Vec<(String, u64)>,
+    /// The seed of the hashing.
+    pub hash_seed: u64,
+    /// Groups of categorical columns encoded with one vocabulary (fitted on all of them), so
+    /// that their ids mean the same values and a model can share one table between them.
+    pub shared_vocabularies: Vec<Vec<String>>,
     /// Rows per Parquet row group of the output.
     pub row_group_rows: usize,
 }
@@ -83,6 +96,11 @@ impl Default for PreprocessConfig {
             fill: Vec::new(),
             split: Split::train_only(),
             row_group_rows: 64 * 1024,
+            lists: Vec::new(),
+            max_list_len: Vec::new(),
+            hash_buckets: Vec::new(),
+            hash_seed: 0,
+            shared_vocabularies: Vec::new(),
         }
     }
 }
@@ -126,6 +144,39 @@ impl PreprocessConfig {
     }
     pub fn min_frequency_for(mut self, column: &str, n: u64) -> Self {
         self.min_frequency_for.push((column.to_string(), n));
+        self
+    }
+    /// Categorical list columns whose text cells hold values separated by `separator`
+    /// (`"3|17|42"`); Parquet list columns are read as lists. Each value is encoded with the
+    /// column's vocabulary, and the column becomes a list of ids (`is_list`, `value_count`).
+    pub fn categorical_list<S: AsRef<str>>(mut self, columns: &[S], separator: char) -> Self {
+        self.lists.extend(names(columns).map(|c| (c, separator)));
+        self.with_role(columns, Role::Categorical)
+    }
+    /// Keeps at most the first `n` values of each row of list column `column`.
+    pub fn max_list_len(mut self, column: &str, n: usize) -> Self {
+        self.max_list_len.push((column.to_string(), n));
+        self
+    }
+    /// Categorical columns whose values (ids or strings, an open vocabulary) are hashed into
+    /// `buckets` ids: `1 + xxh64(value, seed) mod buckets` (0 stays the null id), so new
+    /// values at inference get an id too. Distinct values may share an id (about
+    /// `values²/(2·buckets)` collisions); no vocabulary is fitted or saved.
+    pub fn hash_buckets<S: AsRef<str>>(mut self, columns: &[S], buckets: u64) -> Self {
+        self.hash_buckets
+            .extend(names(columns).map(|c| (c, buckets)));
+        self.with_role(columns, Role::Categorical)
+    }
+    /// The seed of [`PreprocessConfig::hash_buckets`] (0 by default).
+    pub fn hash_seed(mut self, seed: u64) -> Self {
+        self.hash_seed = seed;
+        self
+    }
+    /// Encodes `columns` (categorical, scalar or list) with one vocabulary fitted on all of
+    /// them, named after the first: the same value gets the same id in each, and their schema
+    /// domains share that name, so a model's inputs over them share one embedding table.
+    pub fn shared_vocabulary<S: AsRef<str>>(mut self, columns: &[S]) -> Self {
+        self.shared_vocabularies.push(names(columns).collect());
         self
     }
     pub fn log1p<S: AsRef<str>>(mut self, columns: &[S]) -> Self {
@@ -221,11 +272,28 @@ impl PreprocessConfig {
         }
         let mut reader = input.open()?;
         let plan = Plan::new(self, reader.columns(), input.path())?;
+        let mut plan = plan;
+        // One counter per vocabulary: a shared one counts every column of its group.
+        let counter_of: Vec<Option<usize>> = plan
+            .columns
+            .iter()
+            .map(|c| {
+                let owner = plan
+                    .columns
+                    .iter()
+                    .position(|o| o.name == c.vocabulary_name());
+                (c.role == Role::Categorical && c.hash_buckets.is_none())
+                    .then_some(owner)
+                    .flatten()
+            })
+            .collect();
         let mut vocab: Vec<Option<VocabCounter>> = plan
             .columns
             .iter()
-            .map(|c| (c.role == Role::Categorical).then(VocabCounter::default))
+            .enumerate()
+            .map(|(i, _)| (counter_of[i] == Some(i)).then(VocabCounter::default))
             .collect();
+        let mut longest = vec![0usize; plan.columns.len()];
         let mut stats: Vec<StatsCounter> = vec![StatsCounter::default(); plan.columns.len()];
         let mut assign = split.map(Split::assigner);
         let mut row = Row::default();
@@ -236,8 +304,18 @@ impl PreprocessConfig {
             for (i, col) in plan.columns.iter().enumerate() {
                 match col.role {
                     Role::Categorical => {
-                        if let Some(v) = &mut vocab[i] {
-                            v.add(row.get(col.index))
+                        let Some(v) = counter_of[i].and_then(|c| vocab[c].as_mut()) else {
+                            continue;
+                        };
+                        match (col.list, row.get(col.index)) {
+                            (Some(sep), Some(cell)) => {
+                                let elements = list_elements(cell, sep);
+                                longest[i] = longest[i].max(elements.len());
+                                elements.into_iter().for_each(|e| v.add(e));
+                            }
+                            // A null list is empty.
+                            (Some(_), None) => {}
+                            (None, value) => v.add(value),
                         }
                     }
                     Role::Continuous => {
@@ -266,13 +344,21 @@ impl PreprocessConfig {
                 }
             }
         }
+        for (col, &n) in plan.columns.iter_mut().zip(&longest) {
+            if col.list.is_some() && col.max_len == 0 {
+                // The longest training list (at least 1: a schema list has a length), within
+                // what a dataset holds.
+                col.max_len = n.clamp(1, crate::data::MAX_LIST_WIDTH as usize);
+            }
+        }
         let mut vocabularies = Vec::new();
         let mut normalizers = Vec::new();
         for (i, col) in plan.columns.iter().enumerate() {
+            // Each column of a shared vocabulary gets the same vocabulary under its own name.
             vocabularies.push(
-                vocab[i]
-                    .take()
-                    .map(|v| v.finish(&col.name, col.min_frequency)),
+                counter_of[i]
+                    .and_then(|c| vocab[c].as_ref())
+                    .map(|v| v.clone().finish(&col.name, col.min_frequency)),
             );
             normalizers
                 .push((col.role == Role::Continuous).then(|| stats[i].finish(col.log1p, col.fill)));
@@ -298,6 +384,25 @@ struct PlannedColumn {
     min_frequency: u64,
     log1p: bool,
     fill: Option<f64>,
+    /// A list column: the separator of its text cells.
+    #[serde(default)]
+    list: Option<char>,
+    /// A list column: the most values kept per row (set by the fit).
+    #[serde(default)]
+    max_len: usize,
+    /// A hashed column: its number of buckets.
+    #[serde(default)]
+    hash_buckets: Option<u64>,
+    /// The column whose vocabulary this one uses (itself unless shared).
+    #[serde(default)]
+    vocabulary_of: Option<String>,
+}
+
+impl PlannedColumn {
+    /// The name of the vocabulary (and of the schema domain) this column's ids come from.
+    fn vocabulary_name(&self) -> &str {
+        self.vocabulary_of.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// The resolved configuration: the feature columns in file order, the targets, what was
@@ -309,6 +414,9 @@ struct Plan {
     targets: Vec<Target>,
     dropped: Vec<String>,
     leak_dropped: Vec<String>,
+    /// The seed of hashed columns.
+    #[serde(default)]
+    hash_seed: u64,
 }
 
 impl Plan {
@@ -341,8 +449,61 @@ impl Plan {
             }
         }
         let optioned = config.min_frequency_for.iter().map(|(c, _)| c);
-        for name in optioned.chain(config.fill.iter().map(|(c, _)| c)) {
+        let optioned = optioned
+            .chain(config.fill.iter().map(|(c, _)| c))
+            .chain(config.max_list_len.iter().map(|(c, _)| c))
+            .chain(config.shared_vocabularies.iter().flatten());
+        for name in optioned {
             known(name, "the column given an option")?;
+        }
+        for (name, n) in &config.max_list_len {
+            if !config.lists.iter().any(|(c, _)| c == name) {
+                return Err(Error::invalid(format!(
+                    "max_list_len is given for `{name}`, which is not a list column (declare it \
+                     with categorical_list)"
+                )));
+            }
+            if *n == 0 || *n as u64 > crate::data::MAX_LIST_WIDTH {
+                return Err(Error::invalid(format!(
+                    "max_list_len of `{name}` must be between 1 and {}",
+                    crate::data::MAX_LIST_WIDTH
+                )));
+            }
+        }
+        for (name, n) in &config.hash_buckets {
+            if *n == 0 || *n >= u64::from(u32::MAX - 1) {
+                return Err(Error::invalid(format!(
+                    "hash_buckets of `{name}` must be between 1 and {} (ids are 32-bit)",
+                    u32::MAX - 2
+                )));
+            }
+        }
+        for group in &config.shared_vocabularies {
+            for name in group {
+                if roles.get(name.as_str()) != Some(&Role::Categorical) {
+                    return Err(Error::invalid(format!(
+                        "`{name}` is in a shared vocabulary but is not a categorical column; \
+                         give it the categorical (or categorical_list) role"
+                    )));
+                }
+                if config.hash_buckets.iter().any(|(c, _)| c == name) {
+                    return Err(Error::invalid(format!(
+                        "`{name}` is hashed and cannot also share a vocabulary"
+                    )));
+                }
+                if config
+                    .shared_vocabularies
+                    .iter()
+                    .flatten()
+                    .filter(|c| *c == name)
+                    .count()
+                    > 1
+                {
+                    return Err(Error::invalid(format!(
+                        "`{name}` is in two shared vocabularies; a column has one vocabulary"
+                    )));
+                }
+            }
         }
         let mut target_names = std::collections::HashSet::new();
         let mut sources = std::collections::HashSet::new();
@@ -367,6 +528,7 @@ impl Plan {
             targets: config.targets.clone(),
             dropped: Vec::new(),
             leak_dropped: Vec::new(),
+            hash_seed: config.hash_seed,
         };
         let mut unassigned = Vec::new();
         for (index, name) in header.iter().enumerate() {
@@ -415,6 +577,29 @@ impl Plan {
                     .rev()
                     .find(|(c, _)| c == name)
                     .map(|(_, v)| *v),
+                list: config
+                    .lists
+                    .iter()
+                    .rev()
+                    .find(|(c, _)| c == name)
+                    .map(|(_, sep)| *sep),
+                max_len: config
+                    .max_list_len
+                    .iter()
+                    .rev()
+                    .find(|(c, _)| c == name)
+                    .map_or(0, |(_, n)| *n),
+                hash_buckets: config
+                    .hash_buckets
+                    .iter()
+                    .rev()
+                    .find(|(c, _)| c == name)
+                    .map(|(_, n)| *n),
+                vocabulary_of: config
+                    .shared_vocabularies
+                    .iter()
+                    .find(|g| g.contains(name))
+                    .and_then(|g| g.first().cloned()),
             });
         }
         if !unassigned.is_empty() {
@@ -447,17 +632,26 @@ impl Plan {
         let mut columns = Vec::new();
         for (col, vocab) in self.columns.iter().zip(vocabularies) {
             let c = ColumnSchema::new(&col.name);
-            columns.push(match (col.role, vocab) {
-                (Role::Categorical, Some(v)) => tags(c, &["categorical"])?
+            let c = if col.list.is_some() {
+                c.with_list_len(0, Some(col.max_len as u64))
+            } else {
+                c
+            };
+            columns.push(match (col.role, vocab, col.hash_buckets) {
+                (Role::Categorical, _, Some(n)) => tags(c, &["categorical"])?
                     .with_dtype(DType::Int32)
-                    .with_int_domain(0, i64::from(v.max_id()), Some(&col.name))
+                    .with_int_domain(0, n as i64, Some(&col.name))
+                    .with_property("num_buckets", json!(n as f64)),
+                (Role::Categorical, Some(v), None) => tags(c, &["categorical"])?
+                    .with_dtype(DType::Int32)
+                    .with_int_domain(0, i64::from(v.max_id()), Some(col.vocabulary_name()))
                     .with_property("start_index", json!(1.0))
                     .with_property("freq_threshold", json!(col.min_frequency as f64))
                     .with_property(
                         "cat_path",
                         json!(format!(".//categories/{}", vocab_file_name(&col.name))),
                     ),
-                (Role::Continuous, _) => tags(c, &["continuous"])?.with_dtype(DType::Float32),
+                (Role::Continuous, ..) => tags(c, &["continuous"])?.with_dtype(DType::Float32),
                 _ => c.with_dtype(DType::Float32),
             });
         }
@@ -577,6 +771,59 @@ impl Fitted {
         &self.plan.leak_dropped
     }
 
+    /// Whether input `column` became a list column (of ids).
+    pub fn is_list(&self, column: &str) -> bool {
+        self.plan
+            .columns
+            .iter()
+            .any(|c| c.name == column && c.list.is_some())
+    }
+
+    /// The number of buckets of hashed column `column`.
+    pub fn hash_buckets(&self, column: &str) -> Option<u64> {
+        let c = self.plan.columns.iter().find(|c| c.name == column)?;
+        c.hash_buckets
+    }
+
+    /// The id of `value` in categorical column `i`: its vocabulary's, or its hash bucket.
+    fn encode_id(&self, i: usize, value: Option<&str>) -> u32 {
+        let col = &self.plan.columns[i];
+        match (col.hash_buckets, value) {
+            (Some(_), None) => 0,
+            (Some(n), Some(v)) => hash_id(v, n, self.plan.hash_seed),
+            (None, v) => self.vocabularies[i].as_ref().map_or(0, |voc| voc.encode(v)),
+        }
+    }
+
+    /// Encodes categorical cell `cell` of column `i` into `ids` (one id, or a list's first
+    /// `max_len` ids) and counts what the reports show.
+    fn encode_cell(&self, i: usize, cell: Option<&str>, ids: &mut Vec<u32>) -> CellCounts {
+        let col = &self.plan.columns[i];
+        let mut counts = CellCounts::default();
+        let mut one = |value: Option<&str>, ids: &mut Vec<u32>| {
+            let id = self.encode_id(i, value);
+            match value {
+                None => counts.nulls += 1,
+                Some(_) if id == 0 => counts.oov += 1,
+                Some(_) => {}
+            }
+            ids.push(id);
+        };
+        match (col.list, cell) {
+            (Some(sep), Some(cell)) => {
+                let elements = list_elements(cell, sep);
+                let truncated = elements.len() > col.max_len;
+                for e in elements.into_iter().take(col.max_len) {
+                    one(e, ids);
+                }
+                counts.truncated = truncated;
+            }
+            (Some(_), None) => counts.nulls += 1,
+            (None, value) => one(value, ids),
+        }
+        counts
+    }
+
     /// Writes `dir/categories/unique.<column>.parquet` and `dir/stats.json`.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let cats = dir.join("categories");
@@ -651,7 +898,7 @@ impl Fitted {
             .columns
             .iter()
             .map(|c| {
-                (c.role == Role::Categorical)
+                (c.role == Role::Categorical && c.hash_buckets.is_none())
                     .then(|| {
                         Vocabulary::read_parquet(
                             &dir.join("categories").join(vocab_file_name(&c.name)),
@@ -705,6 +952,7 @@ impl Fitted {
             schema,
             ids: vec![Vec::new(); n],
             floats: vec![Vec::new(); n],
+            lists: vec![Vec::new(); n],
             report: EncodeReport::default(),
         })
     }
@@ -825,15 +1073,17 @@ impl Fitted {
             let w = &mut writers[s];
             for (i, col) in columns.iter().enumerate() {
                 match col.role {
+                    Role::Categorical if col.list.is_some() => {
+                        let mut list = Vec::new();
+                        let counts = self.encode_cell(i, row.get(col.index), &mut list);
+                        let r = &mut w.report;
+                        counts.record(&col.name, &mut r.nulls, &mut r.oov, &mut r.truncated_lists);
+                        w.lists[i].push(list);
+                    }
                     Role::Categorical => {
-                        let value = row.get(col.index);
-                        let id = self.vocabularies[i].as_ref().map_or(0, |v| v.encode(value));
-                        if value.is_none() {
-                            *w.report.nulls.entry(col.name.clone()).or_default() += 1;
-                        } else if id == 0 {
-                            *w.report.oov.entry(col.name.clone()).or_default() += 1;
-                        }
-                        w.ids[i].push(id);
+                        let counts = self.encode_cell(i, row.get(col.index), &mut w.ids[i]);
+                        let r = &mut w.report;
+                        counts.record(&col.name, &mut r.nulls, &mut r.oov, &mut r.truncated_lists);
                     }
                     Role::Continuous => {
                         let raw = number(&*reader, &row, col)?;
@@ -941,13 +1191,19 @@ pub struct EncodeReport {
     pub rows: u64,
     pub nulls: BTreeMap<String, u64>,
     pub oov: BTreeMap<String, u64>,
+    /// Per list column: rows longer than its `max_len`, whose first `max_len` values were kept.
+    pub truncated_lists: BTreeMap<String, u64>,
 }
 
 impl EncodeReport {
     /// Adds `other`'s counts to these.
     pub fn merge(&mut self, other: &EncodeReport) {
         self.rows += other.rows;
-        for (mine, theirs) in [(&mut self.nulls, &other.nulls), (&mut self.oov, &other.oov)] {
+        for (mine, theirs) in [
+            (&mut self.nulls, &other.nulls),
+            (&mut self.oov, &other.oov),
+            (&mut self.truncated_lists, &other.truncated_lists),
+        ] {
             for (column, n) in theirs {
                 *mine.entry(column.clone()).or_default() += n;
             }
@@ -957,6 +1213,46 @@ impl EncodeReport {
     /// Out-of-vocabulary values over every column.
     pub fn total_oov(&self) -> u64 {
         self.oov.values().sum()
+    }
+}
+
+/// `1 + xxh64(value, seed) mod buckets`: a hashed column's id of `value` (0 is the null id).
+pub fn hash_id(value: &str, buckets: u64, seed: u64) -> u32 {
+    use std::hash::Hasher;
+    let mut h = twox_hash::XxHash64::with_seed(seed);
+    h.write(value.as_bytes());
+    (1 + h.finish() % buckets.max(1)) as u32
+}
+
+/// What encoding one categorical cell counted.
+#[derive(Debug, Default)]
+struct CellCounts {
+    /// Null cells or elements.
+    nulls: u64,
+    /// Values outside the vocabulary (id 0).
+    oov: u64,
+    /// A list longer than the column's `max_len`, cut.
+    truncated: bool,
+}
+
+impl CellCounts {
+    /// Adds these counts to a report's maps for `column`.
+    fn record(
+        &self,
+        column: &str,
+        nulls: &mut BTreeMap<String, u64>,
+        oov: &mut BTreeMap<String, u64>,
+        truncated: &mut BTreeMap<String, u64>,
+    ) {
+        for (map, n) in [
+            (nulls, self.nulls),
+            (oov, self.oov),
+            (truncated, u64::from(self.truncated)),
+        ] {
+            if n > 0 {
+                *map.entry(column.to_string()).or_default() += n;
+            }
+        }
     }
 }
 
@@ -970,6 +1266,7 @@ pub struct InferenceEncoder<'a> {
     schema: Schema,
     ids: Vec<Vec<u32>>,
     floats: Vec<Vec<f32>>,
+    lists: Vec<Vec<Vec<u32>>>,
     report: EncodeReport,
 }
 
@@ -984,20 +1281,22 @@ impl InferenceEncoder<'_> {
         for (k, &(i, index)) in self.columns.iter().enumerate() {
             let col = &self.fitted.plan.columns[i];
             let raw = value(index);
-            if raw.is_none() {
-                *self.report.nulls.entry(col.name.clone()).or_default() += 1;
-            }
+            let r = &mut self.report;
             match col.role {
+                Role::Categorical if col.list.is_some() => {
+                    let mut list = Vec::new();
+                    let counts = self.fitted.encode_cell(i, raw, &mut list);
+                    counts.record(&col.name, &mut r.nulls, &mut r.oov, &mut r.truncated_lists);
+                    self.lists[k].push(list);
+                }
                 Role::Categorical => {
-                    let id = self.fitted.vocabularies[i]
-                        .as_ref()
-                        .map_or(0, |v| v.encode(raw));
-                    if raw.is_some() && id == 0 {
-                        *self.report.oov.entry(col.name.clone()).or_default() += 1;
-                    }
-                    self.ids[k].push(id);
+                    let counts = self.fitted.encode_cell(i, raw, &mut self.ids[k]);
+                    counts.record(&col.name, &mut r.nulls, &mut r.oov, &mut r.truncated_lists);
                 }
                 _ => {
+                    if raw.is_none() {
+                        *r.nulls.entry(col.name.clone()).or_default() += 1;
+                    }
                     let x = match raw {
                         None => None,
                         Some(v) => match v.trim().parse::<f64>() {
@@ -1038,6 +1337,9 @@ impl InferenceEncoder<'_> {
         for (k, &(i, _)) in self.columns.iter().enumerate() {
             let col = &self.fitted.plan.columns[i];
             let v = match col.role {
+                Role::Categorical if col.list.is_some() => {
+                    ColumnValues::IdLists(std::mem::take(&mut self.lists[k]))
+                }
                 Role::Categorical => ColumnValues::Ids(std::mem::take(&mut self.ids[k])),
                 _ => ColumnValues::Floats(std::mem::take(&mut self.floats[k])),
             };
@@ -1059,6 +1361,7 @@ struct SplitWriter {
     /// One buffer per output column (features then targets); only the kind in use is filled.
     ids: Vec<Vec<u32>>,
     floats: Vec<Vec<f32>>,
+    lists: Vec<Vec<Vec<u32>>>,
     report: SplitReport,
 }
 
@@ -1069,7 +1372,12 @@ impl SplitWriter {
         let n = schema.len();
         let mut w = SplitWriter {
             writer: {
-                let empty = batch_of(schema, &mut vec![Vec::new(); n], &mut vec![Vec::new(); n])?;
+                let empty = batch_of(
+                    schema,
+                    &mut vec![Vec::new(); n],
+                    &mut vec![Vec::new(); n],
+                    &mut vec![Vec::new(); n],
+                )?;
                 let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
                 let props = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
@@ -1081,6 +1389,7 @@ impl SplitWriter {
             path,
             ids: vec![Vec::new(); n],
             floats: vec![Vec::new(); n],
+            lists: vec![Vec::new(); n],
             report: SplitReport {
                 dir: dir.to_path_buf(),
                 ..SplitReport::default()
@@ -1095,6 +1404,7 @@ impl SplitWriter {
     fn buffered(&self) -> usize {
         let ids = self.ids.iter().map(Vec::len);
         ids.chain(self.floats.iter().map(Vec::len))
+            .chain(self.lists.iter().map(Vec::len))
             .max()
             .unwrap_or(0)
     }
@@ -1103,7 +1413,7 @@ impl SplitWriter {
         if self.buffered() == 0 {
             return Ok(());
         }
-        let batch = batch_of(schema, &mut self.ids, &mut self.floats)?;
+        let batch = batch_of(schema, &mut self.ids, &mut self.floats, &mut self.lists)?;
         self.writer
             .write(&batch)
             .and_then(|_| self.writer.flush())
@@ -1125,13 +1435,16 @@ fn batch_of(
     schema: &Schema,
     ids: &mut [Vec<u32>],
     floats: &mut [Vec<f32>],
+    lists: &mut [Vec<Vec<u32>>],
 ) -> Result<arrow_array::RecordBatch> {
     let columns = schema
         .columns()
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let values = if c.tags.contains(&crate::schema::Tag::Categorical) {
+            let values = if c.is_list() {
+                ColumnValues::IdLists(std::mem::take(&mut lists[i]))
+            } else if c.tags.contains(&crate::schema::Tag::Categorical) {
                 ColumnValues::Ids(std::mem::take(&mut ids[i]))
             } else {
                 ColumnValues::Floats(std::mem::take(&mut floats[i]))
@@ -1152,8 +1465,11 @@ pub struct SplitReport {
     pub rows: u64,
     /// Per categorical column: non-null values not in the vocabulary (mapped to 0).
     pub oov: BTreeMap<String, u64>,
-    /// Per column: nulls (categorical: mapped to 0; continuous: filled).
+    /// Per column: nulls (categorical: mapped to 0; continuous: filled; a null list is
+    /// empty).
     pub nulls: BTreeMap<String, u64>,
+    /// Per list column: rows longer than its `max_len`, whose first `max_len` values were kept.
+    pub truncated_lists: BTreeMap<String, u64>,
     /// Per target: the sum of its labels (the positives of a binary target).
     pub target_sums: BTreeMap<String, f64>,
 }
@@ -1206,6 +1522,9 @@ impl fmt::Display for PreprocessReport {
                 s.rows,
                 targets.join(", ")
             )?;
+            for (column, n) in &s.truncated_lists {
+                writeln!(f, "         {column}: {n} lists cut to their first values")?;
+            }
         }
         let sizes: Vec<String> = self
             .vocab_sizes

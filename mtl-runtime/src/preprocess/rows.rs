@@ -38,3 +38,24 @@ pub(crate) trait RowReader {
     /// The file and 1-based line (CSV) or row (Parquet) of the row last read, for errors.
     fn position(&self) -> (&Path, u64);
 }
+
+/// What starts and separates the elements of a list cell read from Parquet (the ASCII unit
+/// separator, which text data does not hold): such a cell is split on it, whatever separator
+/// the column's CSV cells use.
+pub(crate) const LIST_MARK: char = '\u{1f}';
+
+/// The elements of list cell `cell`: a Parquet list (starting with [`LIST_MARK`]) split on the
+/// mark, a text cell split on `separator`; elements are trimmed, an empty element is `None`
+/// (a null), and an empty cell is an empty list.
+pub(crate) fn list_elements(cell: &str, separator: char) -> Vec<Option<&str>> {
+    let (body, sep) = match cell.strip_prefix(LIST_MARK) {
+        Some(body) => (body, LIST_MARK),
+        None => (cell, separator),
+    };
+    if body.trim().is_empty() {
+        return Vec::new();
+    }
+    body.split(sep)
+        .map(|e| Some(e.trim()).filter(|e| !e.is_empty()))
+        .collect()
+}

@@ -146,6 +146,8 @@ impl fmt::Display for TagCollision {
     }
 }
 
+impl std::error::Error for TagCollision {}
+
 /// A normalised set of tags: compounds expanded, no colliding pair. Compares as a set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TagSet(BTreeSet<Tag>);
