@@ -163,8 +163,22 @@ fn both_paths_train_lists_alike_and_serve_them() {
         .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
     assert!(diff < 1e-3, "fused vs generic predictions differ by {diff}");
 
-    // Saved and loaded, the model scores exactly as the trainer does.
+    // Streamed from Parquet row groups, the lists score as they do in memory.
     let dir = tempfile::tempdir().unwrap();
+    let parts = dir.path().join("valid");
+    valid
+        .write_parquet(
+            &parts,
+            &WriteOptions {
+                rows_per_file: Some(500),
+                row_group_rows: 128,
+            },
+        )
+        .unwrap();
+    let stream = mtl::data::StreamingDataset::open(&parts).unwrap();
+    assert_eq!(fused.predict(&stream).unwrap(), p);
+
+    // Saved and loaded, the model scores exactly as the trainer does.
     let path = dir.path().join("recent.mtl");
     fused.save_model(&path).unwrap();
     let predictor = Predictor::<WithRecent>::load(&path).unwrap();
@@ -453,4 +467,76 @@ fn raw_parquet_list_columns_preprocess_as_lists() {
         ds.schema().get("tags").unwrap().value_count().unwrap().max,
         Some(3)
     );
+}
+
+#[test]
+fn fixed_size_and_large_lists_load_with_id_policies() {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{
+        FixedSizeListBuilder, Int32Builder, Int64Builder, LargeListBuilder,
+    };
+    use arrow_array::{ArrayRef, RecordBatch};
+    use mtl::data::{IdPolicy, LoadOptions};
+    use mtl::schema::{ColumnSchema, DType, Schema};
+
+    let dir = tempfile::tempdir().unwrap();
+    // `pair`: fixed length 2, one element out of the domain (9 > 5) and one null element.
+    let mut pair = FixedSizeListBuilder::new(Int32Builder::new(), 2);
+    for row in [[Some(1), Some(2)], [Some(9), Some(3)], [Some(4), None]] {
+        for v in row {
+            pair.values().append_option(v);
+        }
+        pair.append(true);
+    }
+    // `recent`: a large (64-bit offsets) ragged list with an empty and a null row.
+    let mut recent = LargeListBuilder::new(Int64Builder::new());
+    recent.values().append_value(5);
+    recent.append(true);
+    recent.append(true);
+    recent.append(false);
+    let batch = RecordBatch::try_from_iter([
+        ("pair", Arc::new(pair.finish()) as ArrayRef),
+        ("recent", Arc::new(recent.finish()) as ArrayRef),
+    ])
+    .unwrap();
+    let path = dir.path().join("part_0.parquet");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let column = |name: &str, min: u64, max: u64| {
+        ColumnSchema::new(name)
+            .with_dtype(DType::Int64)
+            .with_int_domain(0, 5, None)
+            .with_list_len(min, Some(max))
+            .with_tags(["categorical"])
+            .unwrap()
+    };
+    let schema = Schema::new(vec![column("pair", 2, 2), column("recent", 0, 4)]).unwrap();
+    assert!(!schema.get("pair").unwrap().is_ragged());
+    schema.write_json(dir.path().join("schema.json")).unwrap();
+
+    // Strict by default: the out-of-domain element is an error naming column and row.
+    let err = Dataset::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("`pair`") && err.contains("row 1") && err.contains(": 9"),
+        "{err}"
+    );
+    // Mapped to the out-of-vocabulary id 0 when asked, and counted.
+    let ds = Dataset::open_with(
+        dir.path(),
+        &LoadOptions::default().with_id_policy(IdPolicy::MapToOov),
+    )
+    .unwrap();
+    let pairs: Vec<Vec<u32>> = (0..3).map(|r| ds.id_list("pair", r).unwrap()).collect();
+    assert_eq!(pairs, [vec![1, 2], vec![0, 3], vec![4, 0]]);
+    let repairs = &ds.report().columns["pair"];
+    assert_eq!((repairs.out_of_range_ids, repairs.null_ids), (1, 1));
+    let recent: Vec<Vec<u32>> = (0..3).map(|r| ds.id_list("recent", r).unwrap()).collect();
+    assert_eq!(recent, [vec![5], vec![], vec![]]);
 }

@@ -67,7 +67,7 @@ pub fn head_type(input: usize, width: usize) -> TokenStream {
     quote!(#p::nn::Dense<#input, #width, #p::nn::Linear, 0, #p::nn::NoNorm, E, D>)
 }
 
-/// The AITM transfers struct (one [`Aitm`](mtl_runtime::nn::Aitm) field per task with
+/// The AITM transfers struct (one `mtl_runtime::nn::Aitm` field per task with
 /// `transfer = aitm`, parameters `transfers.<task>.*`) and its `TensorCollection` impl; nothing
 /// when no task has one.
 fn transfer_struct(
