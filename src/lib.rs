@@ -8,6 +8,8 @@ extern crate self as mtl;
 pub mod dsl;
 
 pub use mtl_macros::mtl_model;
+#[cfg(feature = "mpi")]
+pub use mtl_runtime::distributed;
 pub use mtl_runtime::model::{MtlModel, TaskNetwork};
 pub use mtl_runtime::{
     data, device, dfdx, embedding, error, export, inference, loss, metrics, nn, preprocess, schema,

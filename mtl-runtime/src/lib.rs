@@ -37,6 +37,8 @@ mod table;
 pub mod data;
 #[cfg(feature = "engine")]
 pub mod device;
+#[cfg(feature = "mpi")]
+pub mod distributed;
 #[cfg(feature = "engine")]
 pub mod embedding;
 #[cfg(feature = "engine")]

@@ -66,6 +66,35 @@ pub(crate) fn unsupported(spec: &ModelSpec) -> Option<String> {
     plan::unsupported(spec)
 }
 
+/// Every owner's ids and row sums of table `t`, ids ascending (what a [`StepSync`] exchanges).
+fn merged_table(owners: &[Owner], t: usize, dim: usize) -> (Vec<u32>, Vec<f32>) {
+    let mut rows: Vec<(u32, &[f32])> = owners
+        .iter()
+        .flat_map(|o| {
+            let (ids, sums) = o.table(t);
+            ids.iter().copied().zip(sums.chunks(dim.max(1)))
+        })
+        .collect();
+    rows.sort_unstable_by_key(|&(id, _)| id);
+    let ids = rows.iter().map(|&(id, _)| id).collect();
+    let sums = rows.iter().flat_map(|&(_, s)| s.iter().copied()).collect();
+    (ids, sums)
+}
+
+/// Gives each owner its ids (`id mod owners`) of table `t` back from a combined list.
+fn spread_table(owners: &mut [Owner], t: usize, dim: usize, ids: Vec<u32>, sums: Vec<f32>) {
+    let n = owners.len();
+    let mut parts: Vec<(Vec<u32>, Vec<f32>)> = vec![(Vec::new(), Vec::new()); n];
+    for (id, s) in ids.into_iter().zip(sums.chunks(dim.max(1))) {
+        let part = &mut parts[id as usize % n];
+        part.0.push(id);
+        part.1.extend_from_slice(s);
+    }
+    for (o, (ids, sums)) in owners.iter_mut().zip(parts) {
+        o.set_table(t, ids, sums);
+    }
+}
+
 /// One chunk's results, read by the phases after the chunks' passes; reused from step to step.
 /// (The chunk's activation buffers belong to the worker thread that ran it: a thread reuses one
 /// workspace for all its chunks, so its buffers stay warm in cache whatever the batch size.)
@@ -83,6 +112,33 @@ struct Chunk {
     /// The embedding L2 penalty over its rows.
     regularization: f64,
     error: Option<Error>,
+}
+
+/// Combines one step's gradients across processes before any weight moves: data-parallel
+/// training ([`crate::distributed`]). Every process calls it once per step, with its own part
+/// of the global batch.
+pub trait StepSync: Send + Sync {
+    /// `rows`: this process's batch rows; `dense`: the flat gradient of its mean loss;
+    /// `sparse`: per table `(ids, sums)`, its summed row gradients (`dims[t]` values per id, ids
+    /// ascending); `losses`: its mean task losses. On return each holds the global value (the
+    /// gradient and losses of the mean loss over every process's rows), identical on every
+    /// process, ids ascending.
+    fn combine(
+        &self,
+        rows: usize,
+        dense: &mut [f32],
+        sparse: &mut [(Vec<u32>, Vec<f32>)],
+        dims: &[usize],
+        losses: &mut [f32],
+    ) -> Result<()>;
+
+    /// The number of steps every process takes this epoch, from this process's `local` batch
+    /// count (the fewest of all: synchronous steps need a partner on every process).
+    fn agree_steps(&self, local: usize) -> Result<usize>;
+
+    /// Called instead of [`StepSync::combine`] when this process cannot take part in the step
+    /// (its error is `error`): the other processes would wait forever, so the job must end.
+    fn fail(&self, error: &Error) -> Error;
 }
 
 /// Each task's loss, every parameter's gradient by name, the input's gradient.
@@ -121,9 +177,16 @@ pub(crate) struct Engine {
     workspaces: Vec<std::sync::Mutex<Workspace>>,
     chunks: Vec<Chunk>,
     owners: Vec<Owner>,
+    /// Data-parallel training: how gradients are combined across processes.
+    sync: Option<std::sync::Arc<dyn StepSync>>,
 }
 
 impl Engine {
+    /// Combines every step's gradients through `sync` (data-parallel training).
+    pub fn set_sync(&mut self, sync: Option<std::sync::Arc<dyn StepSync>>) {
+        self.sync = sync;
+    }
+
     /// The engine of `spec` for `network` (whose parameters it copies by name), on `threads`
     /// worker threads (0: one per core).
     pub fn new<M: TensorCollection<f32, D>, D: Device<f32>>(
@@ -182,6 +245,7 @@ impl Engine {
             .build()
             .map_err(|e| Error::invalid(format!("cannot start {threads} worker threads: {e}")))?;
         let mut engine = Engine {
+            sync: None,
             plan,
             params: vec![0.0; total],
             m: vec![0.0; total],
@@ -352,10 +416,18 @@ impl Engine {
         row_optimizer: &mut RowOptimizer,
         mut adam: AdamStep,
     ) -> Result<(Vec<f32>, f32, f32)> {
-        if input.view.is_empty() {
+        if input.view.is_empty() && self.sync.is_none() {
             return Ok((vec![0.0; input.tasks.len()], 0.0, 0.0));
         }
-        let (n, losses, total) = self.run_chunks(input, embeddings)?;
+        let (n, mut losses, mut total) = match self.run_chunks(input, embeddings) {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(match &self.sync {
+                    Some(s) => s.fail(&e),
+                    None => e,
+                })
+            }
+        };
         let Engine {
             plan,
             params,
@@ -366,6 +438,7 @@ impl Engine {
             chunks,
             owners,
             entries,
+            sync,
             ..
         } = self;
 
@@ -409,6 +482,31 @@ impl Engine {
                 },
             )
         });
+        drop(chunk_grads);
+        // Data-parallel: the global gradients, identical on every process, before the checks
+        // (so that every process takes the same decision).
+        let (dense_ok, sparse_ok) = match sync {
+            None => (dense_ok, sparse_ok),
+            Some(sync) => {
+                let dims: Vec<usize> = tables.iter().map(|t| t.dim).collect();
+                let mut sparse: Vec<(Vec<u32>, Vec<f32>)> = (0..tables.len())
+                    .map(|t| merged_table(owners, t, dims[t]))
+                    .collect();
+                sync.combine(input.view.len(), grad, &mut sparse, &dims, &mut losses)?;
+                for (t, (ids, sums)) in sparse.into_iter().enumerate() {
+                    spread_table(owners, t, dims[t], ids, sums);
+                }
+                total = losses
+                    .iter()
+                    .zip(input.loss_weights)
+                    .map(|(l, w)| w * l)
+                    .sum();
+                let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+                let sparse_ok =
+                    (0..tables.len()).all(|t| owners.iter().all(|o| finite(o.table(t).1)));
+                (finite(grad), sparse_ok)
+            }
+        };
         if !dense_ok {
             let at = grad.iter().position(|g| !g.is_finite()).unwrap_or(0);
             let name = entries
@@ -428,7 +526,6 @@ impl Engine {
                 input.step
             )));
         }
-        drop(chunk_grads);
 
         // Regularization and clipping, on the summed gradients.
         let mut regularization: f64 = chunks.iter().map(|c| c.regularization).sum();

@@ -168,6 +168,21 @@ impl Owner {
     }
 
     /// The squared L2 norm of this owner's row gradients (for gradient clipping).
+    /// The ids and summed row gradients (`dim` each) this owner holds for table `t`.
+    pub fn table(&self, t: usize) -> (&[u32], &[f32]) {
+        self.tables
+            .get(t)
+            .map_or((&[][..], &[][..]), |s| (&s.ids[..], &s.sums[..]))
+    }
+
+    /// Replaces what this owner holds for table `t` (ids it owns, `dim` sums each).
+    pub fn set_table(&mut self, t: usize, ids: Vec<u32>, sums: Vec<f32>) {
+        if self.tables.len() <= t {
+            self.tables.resize_with(t + 1, TableSums::default);
+        }
+        self.tables[t] = TableSums { ids, sums };
+    }
+
     pub fn norm_sq(&self) -> f64 {
         self.tables
             .iter()

@@ -168,6 +168,12 @@ where
                 drop_last: false,
             };
             let (mut batches, num_batches) = epoch_batches(options, global_epoch as u64)?;
+            // Data-parallel: every process takes the same number of steps.
+            let steps = match &self.sync {
+                Some(sync) => Some(sync.agree_steps(num_batches.unwrap_or(0))?),
+                None => None,
+            };
+            let mut taken = 0usize;
             progress.start_epoch(epoch, num_batches);
             let start = Instant::now();
             let (mut rows, mut loss_sum) = (0usize, 0.0f64);
@@ -175,6 +181,10 @@ where
             let mut task_sums = vec![0.0f64; spec.tasks.len()];
             let mut learning_rate = self.config.dense_lr;
             loop {
+                if steps.is_some_and(|n| taken == n) {
+                    break;
+                }
+                taken += 1;
                 let gradnorm = matches!(self.balance, Some(Balance::GradNorm(_)));
                 let (losses, total, regularization, n, norms) = if fused {
                     let Some(view) = batches.next_view()? else {

@@ -32,6 +32,7 @@ mod step;
 
 use dfdx::prelude::*;
 
+pub use crate::fused::StepSync;
 pub use config::{EarlyStopping, LrSchedule, Monitor, ReduceOnPlateau, TrainConfig};
 pub use html::RunReport;
 pub use report::{EpochRecord, GateWeights, History, Report};
@@ -78,6 +79,8 @@ where
     balance: Option<balance::Balance>,
     /// Per task, the task and its `given` parents (ESMM chains).
     chains: Vec<Vec<usize>>,
+    /// Data-parallel training: how each step's gradients are combined across processes.
+    sync: Option<std::sync::Arc<dyn crate::fused::StepSync>>,
 }
 
 /// Whether `network` has a trainable dense parameter the spec counts as shared by every task.
@@ -325,7 +328,35 @@ where
             engine: None,
             balance,
             chains: (0..spec.tasks.len()).map(|t| spec.chain(t)).collect(),
+            sync: None,
         })
+    }
+
+    /// Trains data-parallel: every step's gradients and losses are combined through `sync`
+    /// (e.g. the MPI `Cluster` of `mtl::distributed`, under `mpirun`), so that every
+    /// process applies the same update, that of the mean loss over all processes' rows. Each
+    /// process runs the same program on its own share of the training rows with batch size
+    /// `B / processes` (see `mtl::distributed`, the `mpi` feature). Runs on the fused CPU engine; GradNorm (whose
+    /// per-task norms would differ between processes) is refused.
+    pub fn distribute(&mut self, sync: std::sync::Arc<dyn crate::fused::StepSync>) -> Result<()> {
+        if !self.uses_fused_engine() {
+            return Err(Error::invalid(format!(
+                "data-parallel training runs on the fused CPU engine, which this trainer does \
+                 not use ({})",
+                self.engine_name()
+            )));
+        }
+        if matches!(self.balance, Some(balance::Balance::GradNorm(_))) {
+            return Err(Error::invalid(
+                "GradNorm cannot train data-parallel yet: its per-task gradient norms are not \
+                 combined across processes; use `loss_balancing: fixed` or `uncertainty`",
+            ));
+        }
+        if let Some(engine) = &mut self.engine {
+            engine.set_sync(Some(sync.clone()));
+        }
+        self.sync = Some(sync);
+        Ok(())
     }
 
     /// Gets training ready ahead of `fit`: allocates the optimizer state of every table row,
@@ -344,7 +375,9 @@ where
     fn start(&mut self) -> Result<()> {
         self.row_optimizer.ensure_state(&self.embeddings.tables)?;
         if self.engine.is_none() && self.uses_fused_engine() {
-            self.engine = Some(Engine::new(M::SPEC, &self.network, self.config.threads)?);
+            let mut engine = Engine::new(M::SPEC, &self.network, self.config.threads)?;
+            engine.set_sync(self.sync.clone());
+            self.engine = Some(engine);
         }
         Ok(())
     }
