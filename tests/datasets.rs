@@ -591,3 +591,27 @@ fn streaming_reports_bad_values_with_the_file_row() {
         "{e}"
     );
 }
+
+#[test]
+fn part_shares_are_disjoint_and_need_enough_parts() {
+    // Three parts (1667 + 1667 + 1666 rows): shares 0 and 1 of 2 are parts {0, 2} and {1}.
+    let (dir, ds) = streamed_dir(5_000, 300);
+    let share = |i| Dataset::open_with(dir.path(), &LoadOptions::default().with_part_share(i, 2));
+    let (a, b) = (share(0).unwrap(), share(1).unwrap());
+    assert_eq!(a.files().len(), 2);
+    assert_eq!(b.files().len(), 1);
+    let mut rows: Vec<u32> = a.ids("row").unwrap().to_vec();
+    rows.extend_from_slice(b.ids("row").unwrap());
+    rows.sort_unstable();
+    let mut all = ds.ids("row").unwrap().to_vec();
+    all.sort_unstable();
+    assert_eq!(rows, all, "every row once");
+    // Four processes for three parts: an error that says what to do.
+    let err = Dataset::open_with(dir.path(), &LoadOptions::default().with_part_share(0, 4))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("3 part(s)") && err.contains("rows_per_file"),
+        "{err}"
+    );
+}

@@ -71,8 +71,15 @@ fn worker() {
     let history = trainer.fit(&share, Some(&valid_all)).unwrap();
     let report = trainer.evaluate(&valid_all).unwrap();
     let predictions = trainer.predict(&valid).unwrap();
+    // A dataset written in parts: each rank reads its own.
+    let parts = std::env::var("MTL_MPI_PARTS").unwrap();
+    let part_rows = cluster
+        .open_share(&parts, &Default::default())
+        .unwrap()
+        .num_rows();
     let result = serde_json::json!({
         "rank": cluster.rank(),
+        "part_rows": part_rows,
         "rows": share.num_rows(),
         "click_auc": report.get("click/binary_output/auc"),
         "like_auc": report.get("like/binary_output/auc"),
@@ -114,14 +121,26 @@ fn two_ranks_train_like_one_process_with_the_whole_batch() {
     let report = one.evaluate(&valid).unwrap();
     let expected = one.predict(&valid).unwrap();
 
-    // Two ranks, batch B/2 each, on this test binary.
+    // Two ranks, batch B/2 each, on this test binary; the training rows also written in 3
+    // parts for `open_share`.
     let dir = tempfile::tempdir().unwrap();
+    let parts = dir.path().join("parts");
+    train
+        .write_parquet(
+            &parts,
+            &mtl::data::WriteOptions {
+                rows_per_file: Some(train.num_rows() / 3 + 1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let exe = std::env::current_exe().unwrap();
     let status = Command::new(&mpirun)
         .args(["--oversubscribe", "-np", "2"])
         .arg(&exe)
         .args(["--exact", "worker", "--nocapture", "--test-threads", "1"])
         .env("MTL_MPI_WORKER", dir.path())
+        .env("MTL_MPI_PARTS", &parts)
         // Open MPI refuses to run as root without these (CI containers); others ignore them.
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
@@ -140,6 +159,12 @@ fn two_ranks_train_like_one_process_with_the_whole_batch() {
     let predictions = |v: &serde_json::Value| -> Vec<Vec<f32>> {
         serde_json::from_value(v["predictions"].clone()).unwrap()
     };
+    // Parts {0, 2} and {1}: every row read by exactly one rank.
+    assert_eq!(
+        rank0["part_rows"].as_u64().unwrap() + rank1["part_rows"].as_u64().unwrap(),
+        train.num_rows() as u64
+    );
+    assert!(rank0["part_rows"].as_u64().unwrap() > rank1["part_rows"].as_u64().unwrap());
     // Both replicas hold the same weights, bit for bit.
     assert_eq!(predictions(&rank0), predictions(&rank1));
     // And the same as one process, up to the order of float sums.

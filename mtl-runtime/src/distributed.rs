@@ -2,8 +2,9 @@
 //! as N processes by `mpirun -np N`, trains one model as if on one process with the N shares'
 //! rows in each batch.
 //!
-//! - [`Cluster::init`] starts MPI; [`Cluster::shard`] gives each process (rank) its share of the
-//!   training rows: blocks of `B / N` rows dealt round-robin, so that global batch k is the
+//! - [`Cluster::init`] starts MPI; [`Cluster::open_share`] reads only this rank's Parquet parts
+//!   of a dataset written in several (part `p` to rank `p mod N`), and [`Cluster::shard`] cuts a
+//!   loaded dataset into each process's (rank's) share: blocks of `B / N` rows dealt round-robin, so that global batch k is the
 //!   ranks' local batches k side by side (with `shuffle` off this is exactly one process's batch
 //!   k of size B; with `shuffle` on, each rank shuffles its own share, as PyTorch's
 //!   `DistributedSampler` does).
@@ -92,6 +93,19 @@ impl Cluster {
             .map(|r| r as u32)
             .collect();
         data.take(&rows)
+    }
+
+    /// This rank's share of the dataset at `path` written in several Parquet parts (a directory
+    /// of at least N parts): parts `p` with `p mod N == rank`, read by this rank only, as
+    /// Merlin's multi-GPU recipe gives each worker its own files. Shares may differ in rows;
+    /// every rank then takes as many steps per epoch as the smallest share allows.
+    pub fn open_share(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        options: &crate::data::LoadOptions,
+    ) -> Result<Dataset> {
+        let options = options.clone().with_part_share(self.rank(), self.size());
+        Dataset::open_with(path, &options)
     }
 
     /// Every rank's rows of `share` (a dataset of the same schema on every rank), in rank

@@ -71,12 +71,30 @@ impl Dataset {
     /// Loads with an explicit schema, column selection or repair policies.
     pub fn open_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Dataset> {
         let (source, schema, layout) = resolve(path.as_ref(), options)?;
+        let mine = |part: usize| {
+            options
+                .part_share
+                .is_none_or(|(index, count)| part % count.max(1) == index)
+        };
+        if let Some((index, count)) = options.part_share {
+            if index >= count || source.parts.len() < count {
+                return Err(Error::file(
+                    path.as_ref(),
+                    format!(
+                        "share {index} of {count} asked for, but the dataset has {} part(s): \
+                         write it in at least {count} parts (WriteOptions::rows_per_file), one or \
+                         more per process",
+                        source.parts.len()
+                    ),
+                ));
+            }
+        }
         let rows = source.num_rows().unwrap_or(0) as usize;
         let mut data =
             ColumnBuffers::with_capacity(layout.num_id_columns(), layout.num_float_columns(), rows);
         let mut report = LoadReport::default();
         let names = layout.names();
-        for chunk in &source.chunks {
+        for chunk in source.chunks.iter().filter(|c| mine(c.part)) {
             let file = &source.parts[chunk.part].path;
             let decoder = Decoder {
                 layout: &layout,
@@ -100,7 +118,13 @@ impl Dataset {
             layout: Arc::new(layout),
             data,
             report,
-            files: source.parts.iter().map(|p| p.path.clone()).collect(),
+            files: source
+                .parts
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| mine(i))
+                .map(|(_, p)| p.path.clone())
+                .collect(),
         })
     }
 

@@ -99,9 +99,18 @@ pub struct LoadOptions {
     pub columns: Option<Vec<String>>,
     pub ids: IdPolicy,
     pub nulls: NullPolicy,
+    /// `(index, count)`: load only the parts `p` (files, in their natural order) with
+    /// `p mod count == index`: one process's share of a dataset written in several parts.
+    pub part_share: Option<(usize, usize)>,
 }
 
 impl LoadOptions {
+    /// Loads only the parts `p` with `p mod count == index` (see [`LoadOptions::part_share`]).
+    pub fn with_part_share(mut self, index: usize, count: usize) -> Self {
+        self.part_share = Some((index, count));
+        self
+    }
+
     pub fn with_schema(mut self, schema: crate::schema::Schema) -> Self {
         self.schema = Some(schema);
         self
