@@ -115,7 +115,7 @@ struct Chunk {
 }
 
 /// Combines one step's gradients across processes before any weight moves: data-parallel
-/// training ([`crate::distributed`]). Every process calls it once per step, with its own part
+/// training (`distributed`, the `mpi` feature). Every process calls it once per step, with its own part
 /// of the global batch.
 pub trait StepSync: Send + Sync {
     /// `rows`: this process's batch rows; `dense`: the flat gradient of its mean loss;
