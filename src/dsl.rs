@@ -101,7 +101,8 @@
 //! input's width is `dim`, whatever the list's length; its data is `[B, max_len]`.
 //!
 //! `table = other` makes a categorical input read `other`'s embedding table (e.g. the recently
-//! watched items through `item_id`'s table): it takes `other`'s rows and dim, and the ids must fit.
+//! watched items through `item_id`'s table): it takes `other`'s rows and dim (no `cardinality`
+//! needed), and the ids must fit. `other` must own its table (not read another's).
 //! Inputs whose schema domains share a name share a table too (NVTabular writes one name for
 //! columns encoded with one vocabulary). Features sharing a table must agree on its shape: a
 //! compile error on the later feature otherwise.
@@ -206,9 +207,10 @@
 //! by default as in the paper's code, which sums over the batch where this takes the mean).
 //! Nothing is multiplied: there is no joint output, and metrics are on every row. Chains work
 //! (a transfer reads its parent's own transferred representation); the parent's checks are
-//! `given`'s. The parameters are `transfers.<task>.{info.weight, info.bias, query, key,
-//! value}`. AITM models train on the generic dfdx path (the fused engine has no attention op)
-//! and cannot be exported to ONNX yet (a clear error says so); `Predictor` serves them.
+//! `given`'s. The parameters are `transfers.<task>.{info.weight, info.bias, query.weight,
+//! key.weight, value.weight}`. AITM models train on the generic dfdx path (the fused engine
+//! has no attention op) and cannot be exported to ONNX yet (a clear error says so);
+//! `Predictor` serves them.
 //!
 //! ### `loss_balancing`
 //! `fixed` sums `λ_t·L_t` with the declared `loss_weight`s. `uncertainty` learns one

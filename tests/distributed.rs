@@ -66,8 +66,20 @@ fn worker() {
     let share = cluster.shard(&train, per_rank).unwrap();
     let valid_share = cluster.shard(&valid, 100).unwrap();
     let valid_all = cluster.gather(&valid_share).unwrap();
+    // What cannot train data-parallel yet says so before any collective.
+    let mut l2 =
+        Trainer::<Model>::new(Cpu::default(), config(per_rank).with_embeddings_l2(1e-4)).unwrap();
+    let err = l2.distribute(cluster.clone()).unwrap_err().to_string();
+    assert!(err.contains("embedding L2"), "{err}");
     let mut trainer = Trainer::<Model>::new(Cpu::default(), config(per_rank)).unwrap();
     trainer.distribute(cluster.clone()).unwrap();
+    let stream =
+        mtl::data::StreamingDataset::open(std::env::var("MTL_MPI_PARTS").unwrap()).unwrap();
+    let err = trainer
+        .fit_streaming(&stream, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("in-memory"), "{err}");
     let history = trainer.fit(&share, Some(&valid_all)).unwrap();
     let report = trainer.evaluate(&valid_all).unwrap();
     let predictions = trainer.predict(&valid).unwrap();

@@ -142,6 +142,10 @@ fn both_paths_train_lists_alike_and_serve_them() {
     ] {
         let [a, b] = grads;
         assert!((a.losses[0] - b.losses[0]).abs() < 1e-5, "{name}: loss");
+        // The pooled inputs' gradient, which every id of a list gets its share of.
+        for (x, y) in a.input.iter().zip(&b.input) {
+            assert!((x - y).abs() < 1e-5, "{name}: input gradient {x} vs {y}");
+        }
         for (n, ga) in &a.dense {
             for (x, y) in ga.iter().zip(&b.dense[n]) {
                 assert!((x - y).abs() < 1e-4, "{name}: {n}: {x} vs {y}");
@@ -467,6 +471,31 @@ fn raw_parquet_list_columns_preprocess_as_lists() {
         ds.schema().get("tags").unwrap().value_count().unwrap().max,
         Some(3)
     );
+
+    // Hashed lists keep their length and hash every value.
+    let hashed = dir.path().join("hashed");
+    PreprocessConfig::new()
+        .categorical_list(&["tags"], '|')
+        .hash_buckets(&["tags"], 8)
+        .target(Target::binary("click"))
+        .run(&Input::from_path(&raw, CsvOptions::default()), &hashed)
+        .unwrap();
+    let ds = Dataset::open(hashed.join("train")).unwrap();
+    let h = |v: &str| mtl::preprocess::hash_id(v, 8, 0);
+    assert_eq!(ds.id_list("tags", 0).unwrap(), [h("a|b"), h("c")]);
+    assert_eq!(ds.id_list("tags", 3).unwrap(), [h("c"), 0, h("c")]);
+
+    // A list column not declared as one is an error, not one category per distinct list.
+    let err = PreprocessConfig::new()
+        .categorical(&["tags"])
+        .target(Target::binary("click"))
+        .run(
+            &Input::from_path(&raw, CsvOptions::default()),
+            dir.path().join("bad"),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("categorical_list"), "{err}");
 }
 
 #[test]

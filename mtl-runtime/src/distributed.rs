@@ -208,8 +208,9 @@ impl StepSync for Cluster {
         // Embedding rows: every rank's (id, b_r·gradient) pairs, summed per id in rank order.
         for ((ids, sums), &dim) in sparse.iter_mut().zip(dims) {
             let scaled: Vec<f32> = sums.iter().map(|g| g * b).collect();
-            let all_ids = self.gather_vec(ids)?;
-            let all_sums = self.gather_vec(&scaled)?;
+            // A message too large on one rank only: end the job rather than hang the others.
+            let all_ids = self.gather_vec(ids).map_err(|e| self.fail(&e))?;
+            let all_sums = self.gather_vec(&scaled).map_err(|e| self.fail(&e))?;
             let mut merged: std::collections::BTreeMap<u32, Vec<f32>> =
                 std::collections::BTreeMap::new();
             for (id, g) in all_ids.iter().zip(all_sums.chunks(dim.max(1))) {
@@ -226,6 +227,19 @@ impl StepSync for Cluster {
             }
         }
         Ok(())
+    }
+
+    fn rank(&self) -> usize {
+        Cluster::rank(self)
+    }
+
+    fn agree(&self, value: f64) -> Result<bool> {
+        let (mut low, mut high) = (0.0f64, 0.0f64);
+        self.world
+            .all_reduce_into(&value, &mut low, SystemOperation::min());
+        self.world
+            .all_reduce_into(&value, &mut high, SystemOperation::max());
+        Ok(low == high || (low.is_nan() && high.is_nan()))
     }
 
     fn agree_steps(&self, local: usize) -> Result<usize> {

@@ -113,6 +113,8 @@ pub fn explicit_inputs(
                             None
                         }
                         Some(c) => Some(c),
+                        // `table = other` takes `other`'s rows (set when the tables are shared).
+                        None if opts.peek("table") => Some(0),
                         None => {
                             let why = if column.is_some() {
                                 "its schema column has no int domain"
@@ -209,7 +211,14 @@ pub fn explicit_inputs(
             ),
         }
     }
+    // A table is named by the input that owns it: `a: table = b` where `b` reads another's
+    // table itself would depend on the order the two are resolved in.
+    let readers: Vec<String> = shared.iter().map(|s| s.feature.clone()).collect();
     for s in shared {
+        if readers.contains(&s.other) {
+            errors.at(s.span, format!("`{}` reads another input's table itself (`table = ..`); point `{}` at the table's owner directly", s.other, s.feature));
+            continue;
+        }
         share_table(&mut features, s, errors);
     }
     features.sort_by(|a, b| a.name.cmp(&b.name));
@@ -342,7 +351,7 @@ fn list_input(
                     None
                 }
                 (None, None) => {
-                    errors.at(key, format!("`{name}` is a list column without a maximum length (value_count.max) in the schema: write `max_len = N` to read the first N ids of each row"));
+                    errors.at(key, format!("`{name}` is a list column without a maximum length in the schema: set its `value_count.max` (datasets hold lists at that width; `max_len` can then read fewer)"));
                     None
                 }
             }
@@ -397,7 +406,7 @@ pub fn schema_inputs(
                     combiner: Combiner::Mean,
                 }),
                 _ => {
-                    errors.at(def.name.span(), format!("schema column `{}` is a list without a maximum length (value_count.max, at most {MAX_LIST_LEN}); declare it in `inputs` with `max_len = N`, or `exclude` it", c.name));
+                    errors.at(def.name.span(), format!("schema column `{}` is a list without a maximum length of at most {MAX_LIST_LEN} (value_count.max): set it in the schema, or `exclude` the column", c.name));
                     continue;
                 }
             };

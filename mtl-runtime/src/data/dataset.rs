@@ -89,7 +89,13 @@ impl Dataset {
                 ));
             }
         }
-        let rows = source.num_rows().unwrap_or(0) as usize;
+        // Capacity for this share's rows only, when the metadata says how many.
+        let rows = source
+            .chunks
+            .iter()
+            .filter(|c| mine(c.part))
+            .map(|c| c.rows.unwrap_or(0))
+            .sum();
         let mut data =
             ColumnBuffers::with_capacity(layout.num_id_columns(), layout.num_float_columns(), rows);
         let mut report = LoadReport::default();

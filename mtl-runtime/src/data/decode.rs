@@ -125,8 +125,9 @@ impl Decoder<'_> {
         origin: RowOrigin,
         report: &mut LoadReport,
     ) -> Result<()> {
-        let (min, max) = col.schema.int_domain().unwrap_or((0, i64::from(u32::MAX)));
-        let max = i128::from(max.min(i64::from(u32::MAX)));
+        // Ids stay below `NO_ID` (u32::MAX), which marks an empty list position.
+        let (min, max) = col.schema.int_domain().unwrap_or((0, i64::from(NO_ID - 1)));
+        let max = i128::from(max.min(i64::from(NO_ID - 1)));
         let min = i128::from(min.max(0));
         let mut out_of_range = Offenders::default();
         let mut nulls = Offenders::default();

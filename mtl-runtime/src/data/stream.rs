@@ -51,6 +51,12 @@ impl StreamingDataset {
     }
 
     pub fn open_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<StreamingDataset> {
+        if options.part_share.is_some() {
+            return Err(Error::invalid(
+                "a part share (LoadOptions::with_part_share) is read with Dataset::open_with; \
+                 streaming reads every part",
+            ));
+        }
         let (source, schema, layout) = resolve(path.as_ref(), options)?;
         Ok(StreamingDataset {
             source,

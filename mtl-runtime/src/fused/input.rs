@@ -126,7 +126,8 @@ pub(crate) fn read_chunk(
         for r in 0..rows {
             for k in 0..positions {
                 let id = id_at(r, k);
-                if id == NO_ID {
+                // `NO_ID` ends a list; a scalar column never holds it (ids are decoded below it).
+                if id == NO_ID && f.pooling.is_some() {
                     break;
                 }
                 if id as usize >= table.rows {

@@ -132,12 +132,19 @@ pub trait StepSync: Send + Sync {
         losses: &mut [f32],
     ) -> Result<()>;
 
+    /// This process's index among the processes (each draws its own dropout masks).
+    fn rank(&self) -> usize;
+
+    /// Whether every process passed the same `value` (the same answer on every process).
+    fn agree(&self, value: f64) -> Result<bool>;
+
     /// The number of steps every process takes this epoch, from this process's `local` batch
     /// count (the fewest of all: synchronous steps need a partner on every process).
     fn agree_steps(&self, local: usize) -> Result<usize>;
 
     /// Called instead of [`StepSync::combine`] when this process cannot take part in the step
     /// (its error is `error`): the other processes would wait forever, so the job must end.
+    /// Used for every error a process can meet alone inside a step.
     fn fail(&self, error: &Error) -> Error;
 }
 
@@ -416,6 +423,8 @@ impl Engine {
         row_optimizer: &mut RowOptimizer,
         mut adam: AdamStep,
     ) -> Result<(Vec<f32>, f32, f32)> {
+        // With a sync every process has rows in every step (the trainer agrees on the step
+        // count), so only a lone process sees an empty view.
         if input.view.is_empty() && self.sync.is_none() {
             return Ok((vec![0.0; input.tasks.len()], 0.0, 0.0));
         }
@@ -458,7 +467,15 @@ impl Engine {
         let features = &input.binding.features;
         let input_width = plan.widths[0];
         let config = row_optimizer.config;
-        let rows = TableRows::new(&mut embeddings.tables, row_optimizer)?;
+        let rows = match TableRows::new(&mut embeddings.tables, row_optimizer) {
+            Ok(rows) => rows,
+            Err(e) => {
+                return Err(match sync {
+                    Some(s) => s.fail(&e),
+                    None => e,
+                })
+            }
+        };
         let tables = &embeddings.tables;
         let (dense_ok, sparse_ok) = pool.install(|| {
             rayon::join(

@@ -167,7 +167,6 @@ impl Owner {
         finite
     }
 
-    /// The squared L2 norm of this owner's row gradients (for gradient clipping).
     /// The ids and summed row gradients (`dim` each) this owner holds for table `t`.
     pub fn table(&self, t: usize) -> (&[u32], &[f32]) {
         self.tables
@@ -183,6 +182,7 @@ impl Owner {
         self.tables[t] = TableSums { ids, sums };
     }
 
+    /// The squared L2 norm of this owner's row gradients (for gradient clipping).
     pub fn norm_sq(&self) -> f64 {
         self.tables
             .iter()

@@ -23,7 +23,8 @@ use super::Fanout;
 type Batch<const W: usize, E, D, T> = Tensor<(usize, Const<W>), E, D, T>;
 
 /// The transfer from a parent tower `P` wide into a child tower `C` wide (parameters
-/// `info.weight`, `info.bias`, `query`, `key`, `value`).
+/// `info.weight`, `info.bias`, `query.weight`, `key.weight`, `value.weight`: kernels, so dense
+/// L2 applies to all four).
 #[derive(Debug, Clone)]
 pub struct Aitm<const P: usize, const C: usize, E: Dtype, D: Storage<E>> {
     pub info_weight: Tensor<Rank2<C, P>, E, D>,
@@ -65,7 +66,7 @@ impl<const P: usize, const C: usize, E: Float, D: Device<E>> TensorCollection<E,
                     TensorOptions::reset_to_zeros(),
                 ),
                 Self::tensor(
-                    "query",
+                    "query.weight",
                     |s| &s.query,
                     |s| &mut s.query,
                     TensorOptions::reset_with(|t| {
@@ -74,7 +75,7 @@ impl<const P: usize, const C: usize, E: Float, D: Device<E>> TensorCollection<E,
                     }),
                 ),
                 Self::tensor(
-                    "key",
+                    "key.weight",
                     |s| &s.key,
                     |s| &mut s.key,
                     TensorOptions::reset_with(|t| {
@@ -83,7 +84,7 @@ impl<const P: usize, const C: usize, E: Float, D: Device<E>> TensorCollection<E,
                     }),
                 ),
                 Self::tensor(
-                    "value",
+                    "value.weight",
                     |s| &s.value,
                     |s| &mut s.value,
                     TensorOptions::reset_with(|t| {

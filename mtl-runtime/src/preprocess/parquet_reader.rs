@@ -106,7 +106,8 @@ impl RowReader for ParquetRows {
                                     &self.columns[c],
                                     format!(
                                         "type {t} cannot be preprocessed; convert it to a \
-                                         string, integer, float or boolean column"
+                                         string, integer, float or boolean column, or a \
+                                         list of them"
                                     ),
                                 ));
                             }

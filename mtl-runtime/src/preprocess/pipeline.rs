@@ -304,18 +304,18 @@ impl PreprocessConfig {
             for (i, col) in plan.columns.iter().enumerate() {
                 match col.role {
                     Role::Categorical => {
-                        let Some(v) = counter_of[i].and_then(|c| vocab[c].as_mut()) else {
-                            continue;
+                        let cell = row.get(col.index);
+                        not_a_list(&*reader, col, cell)?;
+                        // A null list is empty.
+                        let elements = match (col.list, cell) {
+                            (Some(sep), Some(cell)) => list_elements(cell, sep),
+                            (Some(_), None) => Vec::new(),
+                            (None, value) => vec![value],
                         };
-                        match (col.list, row.get(col.index)) {
-                            (Some(sep), Some(cell)) => {
-                                let elements = list_elements(cell, sep);
-                                longest[i] = longest[i].max(elements.len());
-                                elements.into_iter().for_each(|e| v.add(e));
-                            }
-                            // A null list is empty.
-                            (Some(_), None) => {}
-                            (None, value) => v.add(value),
+                        longest[i] = longest[i].max(elements.len());
+                        // Hashed columns have no vocabulary to count.
+                        if let Some(v) = counter_of[i].and_then(|c| vocab[c].as_mut()) {
+                            elements.into_iter().for_each(|e| v.add(e));
                         }
                     }
                     Role::Continuous => {
@@ -354,12 +354,14 @@ impl PreprocessConfig {
         let mut vocabularies = Vec::new();
         let mut normalizers = Vec::new();
         for (i, col) in plan.columns.iter().enumerate() {
-            // Each column of a shared vocabulary gets the same vocabulary under its own name.
-            vocabularies.push(
-                counter_of[i]
-                    .and_then(|c| vocab[c].as_ref())
-                    .map(|v| v.clone().finish(&col.name, col.min_frequency)),
-            );
+            // Each column of a shared vocabulary gets the same vocabulary under its own name,
+            // with its group's first column's frequency threshold (one domain, one size).
+            vocabularies.push(counter_of[i].and_then(|c| {
+                let threshold = plan.columns[c].min_frequency;
+                vocab[c]
+                    .as_ref()
+                    .map(|v| v.clone().finish(&col.name, threshold))
+            }));
             normalizers
                 .push((col.role == Role::Continuous).then(|| stats[i].finish(col.log1p, col.fill)));
         }
@@ -702,6 +704,24 @@ fn number(reader: &dyn RowReader, row: &Row, col: &PlannedColumn) -> Result<Opti
             ))
         }
     }
+}
+
+/// A Parquet list cell in a column not declared a list column is an error (it would otherwise
+/// be encoded as one value per distinct list).
+fn not_a_list(reader: &dyn RowReader, col: &PlannedColumn, cell: Option<&str>) -> Result<()> {
+    if col.list.is_none() && cell.is_some_and(|c| c.starts_with(super::rows::LIST_MARK)) {
+        let (file, line) = reader.position();
+        return Err(Error::record(
+            file,
+            line,
+            Some(&col.name),
+            format!(
+                "`{}` holds lists; declare it with PreprocessConfig::categorical_list",
+                col.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn log1p_or_err(reader: &dyn RowReader, col: &PlannedColumn, x: f64) -> Result<f64> {
@@ -1081,6 +1101,7 @@ impl Fitted {
                         w.lists[i].push(list);
                     }
                     Role::Categorical => {
+                        not_a_list(&*reader, col, row.get(col.index))?;
                         let counts = self.encode_cell(i, row.get(col.index), &mut w.ids[i]);
                         let r = &mut w.report;
                         counts.record(&col.name, &mut r.nulls, &mut r.oov, &mut r.truncated_lists);
@@ -1282,6 +1303,13 @@ impl InferenceEncoder<'_> {
             let col = &self.fitted.plan.columns[i];
             let raw = value(index);
             let r = &mut self.report;
+            if col.list.is_none() && raw.is_some_and(|c| c.starts_with(super::rows::LIST_MARK)) {
+                return Err(Error::invalid(format!(
+                    "{}: column `{}` holds a list, but the preprocessing made it a scalar column",
+                    at(),
+                    col.name
+                )));
+            }
             match col.role {
                 Role::Categorical if col.list.is_some() => {
                     let mut list = Vec::new();

@@ -34,13 +34,19 @@ fn fingerprint(spec: &ModelSpec) -> serde_json::Value {
         "model": spec.name,
         "input_width": spec.input_width,
         "body": spec.body,
-        "features": spec.features.iter().map(|f| serde_json::json!({
-            "name": f.name,
-            "kind": if f.kind == FeatureKind::Categorical { "categorical" } else { "continuous" },
-            "cardinality": f.cardinality,
-            "dim": f.dim,
-            "list": f.is_list().then(|| format!("{}(max_len = {})", f.combiner.keyword(), f.max_len)),
-        })).collect::<Vec<_>>(),
+        "features": spec.features.iter().map(|f| {
+            let mut feature = serde_json::json!({
+                "name": f.name,
+                "kind": if f.kind == FeatureKind::Categorical { "categorical" } else { "continuous" },
+                "cardinality": f.cardinality,
+                "dim": f.dim,
+            });
+            // Only list features carry the key, so files saved before lists existed still load.
+            if f.is_list() {
+                feature["list"] = format!("{}(max_len = {})", f.combiner.keyword(), f.max_len).into();
+            }
+            feature
+        }).collect::<Vec<_>>(),
         "tasks": spec.tasks.iter().map(|t| serde_json::json!({
             "name": t.name,
             "output": t.output_name,

@@ -47,6 +47,14 @@ where
         train: &StreamingDataset,
         valid: Option<&Dataset>,
     ) -> Result<History> {
+        if self.sync.is_some() {
+            // A stream's row count is only known from metadata (and not at all for Arrow IPC),
+            // so processes could not agree on the steps of an epoch.
+            return Err(Error::invalid(
+                "data-parallel training reads in-memory datasets: load each process's share \
+                 with Cluster::open_share (or Cluster::shard) and call fit",
+            ));
+        }
         self.fit_source(
             train.layout(),
             |options, epoch| {
@@ -73,6 +81,17 @@ where
         valid: Option<&Dataset>,
         train_sample: Option<&Dataset>,
     ) -> Result<History> {
+        if let (Some(sync), Some(v)) = (&self.sync, valid) {
+            // Early stopping and plateaus decide on the validation report: every process must
+            // see the same one, or they would part ways and wait for each other forever.
+            if !sync.agree(fingerprint(v))? {
+                return Err(Error::invalid(
+                    "the processes were given different validation data; give every process \
+                     all of it (Cluster::gather of the shares), so that metrics are exact and \
+                     early stopping decides alike",
+                ));
+            }
+        }
         if valid.is_none() {
             let watched = [
                 self.config
@@ -401,4 +420,24 @@ fn monitored(report: Option<&Report>, name: &str, what: &str) -> Result<Option<f
             report.names().collect::<Vec<_>>().join(", ")
         ))
     })
+}
+
+/// A cheap digest of a dataset's contents (rows and the sum of every value), to check that
+/// data-parallel processes were given the same validation data.
+fn fingerprint(data: &Dataset) -> f64 {
+    let mut sum = data.num_rows() as f64;
+    for c in data.layout().columns() {
+        let name = &c.schema.name;
+        if let Some(v) = data.ids(name) {
+            sum += v.iter().map(|&x| f64::from(x)).sum::<f64>();
+        } else if let Some(v) = data.floats(name) {
+            sum += v.iter().map(|&x| f64::from(x)).sum::<f64>();
+        } else {
+            for r in 0..data.num_rows() {
+                let list = data.id_list(name, r).unwrap_or_default();
+                sum += list.iter().map(|&x| f64::from(x)).sum::<f64>();
+            }
+        }
+    }
+    sum
 }

@@ -346,6 +346,13 @@ where
                 self.engine_name()
             )));
         }
+        if self.config.embeddings_l2 > 0.0 {
+            return Err(Error::invalid(
+                "the embedding L2 penalty cannot train data-parallel yet: it is a sum over each \
+                 process's batch, which the combined gradient would rescale; set \
+                 embeddings_l2 to 0 (dense_l2 works)",
+            ));
+        }
         if matches!(self.balance, Some(balance::Balance::GradNorm(_))) {
             return Err(Error::invalid(
                 "GradNorm cannot train data-parallel yet: its per-task gradient norms are not \

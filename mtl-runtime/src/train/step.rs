@@ -40,7 +40,13 @@ where
             loss_weights: &self.loss_weights,
             chains: &self.chains,
             step: self.step,
-            seed: self.config.seed,
+            // Data-parallel processes draw different dropout masks, as one process's rows
+            // would.
+            seed: self.config.seed
+                ^ self
+                    .sync
+                    .as_ref()
+                    .map_or(0, |s| (s.rank() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             embeddings_l2: self.config.embeddings_l2 as f32,
         };
         let engine = self
