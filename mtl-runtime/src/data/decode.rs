@@ -144,38 +144,16 @@ impl Decoder<'_> {
             }
         })
         .map_err(|dt| self.unsupported(col, dt))?;
-        let name = &col.schema.name;
-        if self.ids == IdPolicy::Error {
-            if let Some((row, value)) = &out_of_range.first {
-                return Err(Error::column(
-                    self.file,
-                    name,
-                    format!(
-                        "{} rows hold ids outside [{min}, {max}] (the schema's domain); first at {}: {value}. \
-                         Fix the data or the schema's domain max, or load with IdPolicy::MapToOov \
-                         to map them to the out-of-vocabulary index 0",
-                        out_of_range.count,
-                        origin.describe(*row)
-                    ),
-                ));
-            }
-            if let Some((row, _)) = &nulls.first {
-                return Err(Error::column(
-                    self.file,
-                    name,
-                    format!(
-                        "{} rows hold null ids; first at {}. Fill them in the data, or load with \
-                         IdPolicy::MapToOov to map them to the out-of-vocabulary index 0",
-                        nulls.count,
-                        origin.describe(*row)
-                    ),
-                ));
-            }
-        }
-        let rep = report.column(name);
-        rep.out_of_range_ids += out_of_range.count;
-        rep.null_ids += nulls.count;
-        Ok(())
+        self.id_offenders(
+            col,
+            "rows",
+            "",
+            (min, max),
+            out_of_range,
+            nulls,
+            origin,
+            report,
+        )
     }
 
     /// Decodes a list column into its `width` position buffers (`NO_ID` past each row's
@@ -256,15 +234,44 @@ impl Decoder<'_> {
                 buffer.push(id);
             }
         }
+        let note = " (a null list, as opposed to a null element, is read as empty)";
+        self.id_offenders(
+            col,
+            "list elements",
+            note,
+            (min, max),
+            out_of_range,
+            nulls,
+            origin,
+            report,
+        )
+    }
+
+    /// Under [`IdPolicy::Error`], an error for the first out-of-domain or null id of `col`
+    /// (`unit`: what holds the ids, `note`: appended to the null message); otherwise the
+    /// repairs go into `report`.
+    #[allow(clippy::too_many_arguments)]
+    fn id_offenders(
+        &self,
+        col: &ColumnSlot,
+        unit: &str,
+        note: &str,
+        (min, max): (i128, i128),
+        out_of_range: Offenders,
+        nulls: Offenders,
+        origin: RowOrigin,
+        report: &mut LoadReport,
+    ) -> Result<()> {
+        let name = &col.schema.name;
         if self.ids == IdPolicy::Error {
             if let Some((row, value)) = &out_of_range.first {
                 return Err(Error::column(
                     self.file,
                     name,
                     format!(
-                        "{} list elements hold ids outside [{min}, {max}] (the schema's domain); \
-                         first at {}: {value}. Fix the data or the schema's domain max, or load \
-                         with IdPolicy::MapToOov to map them to the out-of-vocabulary index 0",
+                        "{} {unit} hold ids outside [{min}, {max}] (the schema's domain); first at {}: {value}. \
+                         Fix the data or the schema's domain max, or load with IdPolicy::MapToOov \
+                         to map them to the out-of-vocabulary index 0",
                         out_of_range.count,
                         origin.describe(*row)
                     ),
@@ -275,9 +282,8 @@ impl Decoder<'_> {
                     self.file,
                     name,
                     format!(
-                        "{} list elements are null; first at {}. Fill them in the data, or load \
-                         with IdPolicy::MapToOov to map them to the out-of-vocabulary index 0 \
-                         (a null list, as opposed to a null element, is read as empty)",
+                        "{} {unit} hold null ids; first at {}. Fill them in the data, or load with \
+                         IdPolicy::MapToOov to map them to the out-of-vocabulary index 0{note}",
                         nulls.count,
                         origin.describe(*row)
                     ),

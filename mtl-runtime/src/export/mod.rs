@@ -172,25 +172,6 @@ pub fn onnx(
         }
         width += f.dim;
         match f.kind {
-            FeatureKind::Categorical if f.is_list() => {
-                let table = tables.iter().find(|t| t.name == f.table).ok_or_else(|| {
-                    Error::invalid(format!("no embedding table `{}` to export", f.table))
-                })?;
-                let name = format!("embedding/{}", table.name);
-                if !g.weights.iter().any(|(n, ..)| *n == name) {
-                    g.weight(
-                        &name,
-                        vec![table.rows as i64, table.dim as i64],
-                        table.weights.clone(),
-                    );
-                }
-                parts.push(pooled_lookup(&mut g, f, &name));
-                inputs.push(OnnxValue {
-                    name: f.name.to_string(),
-                    dtype: "int64",
-                    shape: vec![None, Some(f.max_len)],
-                });
-            }
             FeatureKind::Categorical => {
                 let table = tables.iter().find(|t| t.name == f.table).ok_or_else(|| {
                     Error::invalid(format!("no embedding table `{}` to export", f.table))
@@ -203,11 +184,18 @@ pub fn onnx(
                         table.weights.clone(),
                     );
                 }
-                parts.push(g.node("Gather", &[&name, f.name], vec![int_attr("axis", 0)], None));
+                // A list input is `[batch, max_len]`, pooled in the graph.
+                let (part, shape) = if f.is_list() {
+                    (pooled_lookup(&mut g, f, &name), vec![None, Some(f.max_len)])
+                } else {
+                    let gather = vec![int_attr("axis", 0)];
+                    (g.node("Gather", &[&name, f.name], gather, None), vec![None])
+                };
+                parts.push(part);
                 inputs.push(OnnxValue {
                     name: f.name.to_string(),
                     dtype: "int64",
-                    shape: vec![None],
+                    shape,
                 });
             }
             FeatureKind::Continuous => {

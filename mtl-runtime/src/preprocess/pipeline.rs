@@ -561,42 +561,18 @@ impl Plan {
                      drop the column"
                 )));
             }
-            let min_frequency = config
-                .min_frequency_for
-                .iter()
-                .rev()
-                .find(|(c, _)| c == name)
-                .map_or(config.min_frequency, |(_, n)| *n);
+            let min_frequency =
+                last_for(&config.min_frequency_for, name).unwrap_or(config.min_frequency);
             plan.columns.push(PlannedColumn {
                 name: name.clone(),
                 index,
                 role,
                 min_frequency,
                 log1p: config.log1p.iter().any(|c| c == name),
-                fill: config
-                    .fill
-                    .iter()
-                    .rev()
-                    .find(|(c, _)| c == name)
-                    .map(|(_, v)| *v),
-                list: config
-                    .lists
-                    .iter()
-                    .rev()
-                    .find(|(c, _)| c == name)
-                    .map(|(_, sep)| *sep),
-                max_len: config
-                    .max_list_len
-                    .iter()
-                    .rev()
-                    .find(|(c, _)| c == name)
-                    .map_or(0, |(_, n)| *n),
-                hash_buckets: config
-                    .hash_buckets
-                    .iter()
-                    .rev()
-                    .find(|(c, _)| c == name)
-                    .map(|(_, n)| *n),
+                fill: last_for(&config.fill, name),
+                list: last_for(&config.lists, name),
+                max_len: last_for(&config.max_list_len, name).unwrap_or(0),
+                hash_buckets: last_for(&config.hash_buckets, name),
                 vocabulary_of: config
                     .shared_vocabularies
                     .iter()
@@ -669,6 +645,16 @@ impl Plan {
         }
         Schema::new(columns)
     }
+}
+
+/// The value given last for column `name` in a per-column option list (a later call overrides
+/// an earlier one).
+fn last_for<T: Copy>(options: &[(String, T)], name: &str) -> Option<T> {
+    options
+        .iter()
+        .rev()
+        .find(|(c, _)| c == name)
+        .map(|(_, v)| *v)
 }
 
 fn vocab_file_name(column: &str) -> String {
